@@ -1,0 +1,148 @@
+"""Attention as meliad computes it: unit-norm keys/queries, |scale|, T5 bias.
+
+Glossary of shapes:
+- B: batch.  Q: query tokens.  K: key tokens.  n: tokens projected.
+- E: width.  H: heads.  D: head dim.
+
+Scores are `(q . k + bias) * |scale_h|` (the bias is added *before* the
+learned temperature, spec §3), masked entries get -1e6 and the softmax is
+meliad's "safe" one, which gives a row with every key masked weight 0.
+"""
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from melodi_hk import nn
+
+NUM_BUCKETS = 32  # T5 relative-position buckets.
+MAX_DISTANCE = 128  # Distances beyond this share the last bucket.
+_MASKED = -1e6  # Score of a disallowed key (meliad's constant).
+_FLOOR = -1000.0  # Floor of the softmax max; makes all-masked rows zero.
+
+
+def t5_buckets(distance: np.ndarray) -> np.ndarray:
+  """Causal T5 bucket of `query_pos - key_pos` (negative counts as 0)."""
+  n = np.maximum(np.asarray(distance), 0)
+  exact = NUM_BUCKETS // 2
+  eps = np.finfo(np.float32).eps
+  log_ratio = (np.log(n.astype(np.float32) / exact + eps) /
+               np.log(MAX_DISTANCE / exact))
+  large = exact + (log_ratio * (NUM_BUCKETS - exact)).astype(np.int32)
+  large = np.minimum(large, NUM_BUCKETS - 1)
+  return np.where(n < exact, n, large).astype(np.int32)
+
+
+class RelativePositionBias(hk.Module):
+  """A per-layer (H, 32) T5 table looked up by static distances."""
+
+  def __init__(self, num_heads: int, name: str = "relative_positions"):
+    super().__init__(name=name)
+    self.num_heads = num_heads
+
+  def __call__(self, distance: np.ndarray) -> jax.Array:  # [Q, K]->[H, Q, K]
+    table = hk.get_parameter(
+        "embedding", [self.num_heads, NUM_BUCKETS], jnp.float32,
+        init=hk.initializers.RandomNormal(NUM_BUCKETS ** -0.5))
+    return jnp.take(table, t5_buckets(distance), axis=1)
+
+
+def causal_layout(num_memory: int, num_queries: int):
+  """Distances and strict mask for queries that follow `num_memory` keys.
+
+  Keys sit at positions 0..num_memory+num_queries-1 and the queries are the
+  last `num_queries` of them; a key is visible iff strictly earlier.
+
+  Returns:
+    distance int32[Q, K] and mask bool[Q, K] (numpy: static at trace time).
+  """
+  q_pos = np.arange(num_queries)[:, None] + num_memory
+  k_pos = np.arange(num_memory + num_queries)[None, :]
+  return q_pos - k_pos, k_pos < q_pos
+
+
+def safe_softmax(scores: jax.Array) -> jax.Array:  # [..., K] -> [..., K]
+  top = jnp.maximum(jnp.max(scores, -1, keepdims=True), _FLOOR)
+  e = jnp.exp(scores - top)
+  return e / (jnp.sum(e, -1, keepdims=True) + jnp.exp(_FLOOR - top))
+
+
+def attend(queries, keys, values, scale, *, bias=None, mask=None,
+           dropout_rate=0.0, is_training=False) -> jax.Array:
+  """Scaled, optionally biased and masked attention of spec §3.
+
+  Args:
+    queries: [B, Q, H, D] unit-norm queries.
+    keys: [B, K, H, D] unit-norm keys.
+    values: [B, K, H, D].
+    scale: [H] non-negative temperatures (already |s|).
+    bias: optional [H, Q, K] position bias, added before scaling.
+    mask: optional bool[Q, K] or [B, Q, K]; False hides a key.
+    dropout_rate: attention-weight dropout, one [H, Q, K] mask per call
+      shared by the batch (as meliad).
+    is_training: enables dropout.
+
+  Returns:
+    [B, Q, H, D] in the values' dtype.
+  """
+  scores = jnp.einsum("bqhd,bkhd->bhqk", queries, keys,
+                      preferred_element_type=jnp.float32)  # [B, H, Q, K]
+  if bias is not None:
+    scores += bias
+  scores *= scale[:, None, None]
+  if mask is not None:
+    mask = mask[:, None] if mask.ndim == 3 else mask
+    scores = jnp.where(mask, scores, _MASKED)
+  weights = safe_softmax(scores)  # [B, H, Q, K]
+  if is_training and dropout_rate > 0.0:
+    keep = jax.random.bernoulli(hk.next_rng_key(), 1.0 - dropout_rate,
+                                weights.shape[1:])  # [H, Q, K]
+    weights = jnp.where(keep, weights / (1.0 - dropout_rate), 0.0)
+  return jnp.einsum("bhqk,bkhd->bqhd", weights.astype(values.dtype), values)
+
+
+def _unit(x: jax.Array) -> jax.Array:  # [..., D], L2-normalised per head
+  x32 = x.astype(jnp.float32)
+  return (x32 * jax.lax.rsqrt(jnp.sum(x32 * x32, -1, keepdims=True) + 1e-6)
+          ).astype(x.dtype)
+
+
+class Attention(hk.Module):
+  """Pre-norm Q/K/V projections, per-head |scale| and output projection."""
+
+  def __init__(self, num_heads: int, head_dim: int, embed_dim: int,
+               dropout_rate: float, name: str = "attention"):
+    super().__init__(name=name)
+    self.num_heads, self.head_dim = num_heads, head_dim
+    self.dropout_rate = dropout_rate
+    self.norm = nn.RMSNorm(name="pre_attn_norm")
+    width = num_heads * head_dim
+    self.query = nn.Dense(width, with_bias=False, name="query")
+    self.key = nn.Dense(width, with_bias=False, name="key")
+    self.value = nn.Dense(width, with_bias=False, name="value")
+    self.out = nn.Dense(embed_dim, with_bias=False, name="output")
+
+  def _heads(self, x):  # [B, n, H*D] -> [B, n, H, D]
+    return x.reshape(x.shape[:-1] + (self.num_heads, self.head_dim))
+
+  def _normed(self, z, is_training):
+    return nn.tiled_dropout(self.norm(z), self.dropout_rate, is_training)
+
+  def keys_values(self, z: jax.Array, is_training: bool):
+    """[B, n, E] -> unit-norm keys and raw values, each [B, n, H, D]."""
+    zn = self._normed(z, is_training)
+    return _unit(self._heads(self.key(zn))), self._heads(self.value(zn))
+
+  def keys_values_queries(self, z: jax.Array, is_training: bool):
+    """[B, n, E] -> keys, values, queries, each [B, n, H, D]."""
+    zn = self._normed(z, is_training)
+    return (_unit(self._heads(self.key(zn))), self._heads(self.value(zn)),
+            _unit(self._heads(self.query(zn))))
+
+  def scale(self) -> jax.Array:  # [H]
+    return jnp.abs(hk.get_parameter("scale", [self.num_heads], jnp.float32,
+                                    init=jnp.ones))
+
+  def output(self, heads: jax.Array) -> jax.Array:  # [B, n, H, D] -> [B, n, E]
+    return self.out(heads.reshape(heads.shape[:-2] + (-1,)))

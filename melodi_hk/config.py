@@ -1,0 +1,113 @@
+"""MELODI hyper-parameters: one frozen, validated dataclass.
+
+Glossary of shapes:
+- B: batch.  T: segment length.  W: window length.  N = T / W windows.
+- S: summary tokens per window.  M: short-term memory tokens per layer.
+- L: long-term memory tokens.  I: long-term increment per window.
+- E: width.  H: heads.  D: head dim.  F: MLP hidden dim.  V: vocabulary.
+"""
+
+import dataclasses
+
+DTYPES = ("float32", "bfloat16")
+
+
+def _require_positive(cfg, names):
+  bad = {n: getattr(cfg, n) for n in names
+         if not isinstance(getattr(cfg, n), int) or getattr(cfg, n) <= 0}
+  if bad:
+    raise ValueError(f"{type(cfg).__name__}: these sizes must be positive "
+                     f"integers: {bad}.")
+
+
+def _require_rate(cfg, names):
+  for name in names:
+    rate = getattr(cfg, name)
+    if not 0.0 <= rate < 1.0:
+      raise ValueError(f"{name}={rate} must lie in [0, 1).")
+
+
+def _require_windows(segment_length, window_length):
+  if segment_length % window_length:
+    raise ValueError(
+        f"segment_length={segment_length} must be a multiple of "
+        f"window_length={window_length}; e.g. segment_length="
+        f"{max(1, segment_length // window_length) * window_length}.")
+
+
+def _require_dtype(dtype):
+  if dtype not in DTYPES:
+    raise ValueError(f"dtype={dtype!r} is not one of {DTYPES}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class MelodiConfig:
+  """A MELODI language model (spec §1); defaults are base_melodi.gin's."""
+  vocab_size: int  # V: embedding rows (token ids are taken modulo V).
+  num_layers: int  # Number of MELODI layers.
+  embed_dim: int  # E: width of the residual stream and of memory tokens.
+  num_heads: int  # H: attention heads.
+  head_dim: int  # D: width of each head.
+  mlp_dim: int  # F: hidden width of the ReLU feed-forward block.
+  window_length: int = 512  # W: context tokens attended per window.
+  segment_length: int = 4096  # T: tokens per call of `apply` (N = T / W).
+  short_term_memory_size: int = 64  # M: short-term memory tokens per layer.
+  summary_size: int = 64  # S: summary tokens appended to every window.
+  long_term_layers: tuple[int, ...] = ()  # 0-based layers with long memory.
+  long_term_memory_size: int = 0  # L: FIFO capacity of each long memory.
+  long_term_memory_increment: int = 0  # I: tokens appended per window.
+  dropout_rate: float = 0.05  # Pre-attention, post-FFN and final dropout.
+  attention_dropout_rate: float = 0.05  # Dropout on attention weights.
+  dtype: str = "bfloat16"  # Compute dtype; parameters stay float32.
+
+  def __post_init__(self):
+    object.__setattr__(self, "long_term_layers",
+                       tuple(self.long_term_layers))
+    _require_positive(self, ("vocab_size", "num_layers", "embed_dim",
+                             "num_heads", "head_dim", "mlp_dim",
+                             "window_length", "segment_length", "summary_size"))
+    if self.short_term_memory_size <= 0:
+      raise ValueError(
+          f"short_term_memory_size={self.short_term_memory_size}: the "
+          "reference cannot run a MELODI layer without short-term memory "
+          "(its summary would not be mixed and the first token of each "
+          "window would attend to nothing); use at least 1.")
+    _require_windows(self.segment_length, self.window_length)
+    _require_rate(self, ("dropout_rate", "attention_dropout_rate"))
+    _require_dtype(self.dtype)
+    self._validate_long_term()
+
+  def _validate_long_term(self):
+    layers, size = self.long_term_layers, self.long_term_memory_size
+    increment = self.long_term_memory_increment
+    bad = [l for l in layers if not isinstance(l, int) or
+           not 0 <= l < self.num_layers]
+    if bad:
+      raise ValueError(f"long_term_layers={layers}: {bad} out of range for "
+                       f"num_layers={self.num_layers} (valid: 0.."
+                       f"{self.num_layers - 1}).")
+    if len(set(layers)) != len(layers) or list(layers) != sorted(layers):
+      raise ValueError(f"long_term_layers={layers} must be strictly "
+                       f"increasing without repeats, e.g. "
+                       f"{tuple(sorted(set(layers)))}.")
+    if not layers:
+      if size or increment:
+        raise ValueError(
+            f"long_term_memory_size={size} and long_term_memory_increment="
+            f"{increment} need long_term_layers, which is empty; name the "
+            "layer (e.g. long_term_layers=(num_layers // 2,)) or set both "
+            "to 0.")
+      return
+    if size <= 0 or increment <= 0:
+      raise ValueError(
+          f"long_term_layers={layers} needs a positive long_term_memory_size"
+          f" and long_term_memory_increment (got {size} and {increment}).")
+    if size % increment:
+      raise ValueError(
+          f"long_term_memory_size={size} must be a multiple of "
+          f"long_term_memory_increment={increment} (whole windows of "
+          f"history), e.g. {max(1, size // increment) * increment}.")
+
+  @property
+  def windows_per_segment(self) -> int:
+    return self.segment_length // self.window_length

@@ -1,0 +1,62 @@
+"""The reference's language-modelling loss (spec §7).
+
+Glossary of shapes:
+- B: batch.  T: segment length.  V: vocabulary.
+
+The model at position t predicts token t+1 *of the same segment*; the last
+position predicts nothing and token id 0 is padding, so
+`mask = (tokens > 0) & (targets > 0)` (and an optional data loss mask,
+shifted the same way). The training loss is a sum, not a mean.
+"""
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+
+class LossOutput(NamedTuple):
+  loss: jax.Array  # [] summed masked cross-entropy (what meliad trains).
+  token_losses: jax.Array  # [B, T] masked per-token cross-entropy.
+  num_tokens: jax.Array  # [] number of predicted tokens.
+  nats_per_token: jax.Array  # [] loss / num_tokens (0 when nothing counts).
+
+
+def shift_left(x: jax.Array) -> jax.Array:  # [B, T] -> [B, T], last = 0
+  return jnp.pad(x[:, 1:], ((0, 0), (0, 1)))
+
+
+def targets_and_mask(tokens: jax.Array, loss_mask: jax.Array | None = None):
+  """Targets int32[B, T] and mask bool[B, T] for a segment of `tokens`."""
+  targets = shift_left(tokens)
+  mask = (tokens > 0) & (targets > 0)
+  if loss_mask is not None:
+    mask &= shift_left(loss_mask.astype(jnp.int32)) > 0
+  return targets, mask
+
+
+def lm_loss(logits: jax.Array, tokens: jax.Array,
+            loss_mask: jax.Array | None = None) -> LossOutput:
+  """Sum of masked next-token cross-entropies of one segment.
+
+  Args:
+    logits: float32[B, T, V] from `apply` on `tokens`.
+    tokens: int32[B, T] the segment given to `apply`.
+    loss_mask: optional bool[B, T] from the data pipeline (True = predict
+      the token at this position).
+
+  Returns:
+    LossOutput.
+  """
+  if logits.shape[:2] != tokens.shape:
+    raise ValueError(f"logits {logits.shape} do not match tokens "
+                     f"{tokens.shape}: expected [B, T, V] for [B, T].")
+  targets, mask = targets_and_mask(tokens, loss_mask)
+  log_probs = jax.nn.log_softmax(logits.astype(jnp.float32))
+  ce = -jnp.take_along_axis(log_probs, (targets % logits.shape[-1])[..., None],
+                            axis=-1)[..., 0]  # [B, T]
+  token_losses = jnp.where(mask, ce, 0.0)
+  loss = jnp.sum(token_losses)
+  num_tokens = jnp.sum(mask)
+  return LossOutput(loss, token_losses, num_tokens,
+                    loss / jnp.maximum(num_tokens, 1))

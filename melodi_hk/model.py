@@ -1,0 +1,195 @@
+"""The MELODI stack as pure functions: `init`, `init_memory`, `apply`.
+
+Glossary of shapes:
+- B: batch.  T: segment length.  W: window length.  N = T / W windows.
+- S: summary tokens.  M: short-term memory.  L: long-term memory.
+- E: width.  H: heads.  D: head dim.  V: vocabulary.
+
+Windows are processed window-major: window k runs through every layer
+before window k+1. That equals meliad's layer-major order because layer l
+at window k only needs layer l-1 at window k and its own memory after
+window k-1. The window step is a Haiku-transformed RNN core
+`(carry, tokens [B, W]) -> (logits [B, W, V], carry)`, unrolled by one
+`jax.lax.scan` over the *transformed* function with the parameters passed in.
+"""
+
+from typing import Callable, NamedTuple
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
+
+from melodi_hk import config as config_lib
+from melodi_hk import layers
+from melodi_hk import memory as memory_lib
+from melodi_hk import nn
+
+
+class WindowCarry(NamedTuple):
+  short: tuple[memory_lib.ShortTermMemory, ...]  # [B, M, E] per layer.
+  long: tuple[memory_lib.LongTermCache, ...]  # [B, L, ...] per long layer.
+
+
+class MelodiStack(hk.Module):
+  """Embedding, summary tokens, the layers and the tied output head."""
+
+  def __init__(self, cfg: config_lib.MelodiConfig):
+    super().__init__(name="melodi")
+    self.cfg = cfg
+    self.layers = [layers.MelodiLayer(cfg, l in cfg.long_term_layers,
+                                      name=f"layer_{l}")
+                   for l in range(cfg.num_layers)]
+    self.final_norm = nn.RMSNorm(name="final_norm")
+
+  def begin_segment(self, memory: memory_lib.MelodiMemory,
+                    is_training: bool) -> WindowCarry:
+    """Projects each long memory to keys/values once per segment."""
+    long_layers = [self.layers[l] for l in self.cfg.long_term_layers]
+    return WindowCarry(memory.short, tuple(
+        layer.long_term_cache(m, is_training)
+        for layer, m in zip(long_layers, memory.long)))
+
+  def __call__(self, carry: WindowCarry, tokens: jax.Array,
+               is_training: bool):
+    """One window: tokens int32[B, W] -> (logits float32[B, W, V], carry)."""
+    cfg = self.cfg
+    x = self._embedding()[tokens % cfg.vocab_size]  # [B, W, E]
+    summary = hk.get_parameter(
+        "summary_embeddings", [cfg.summary_size, cfg.embed_dim], jnp.float32,
+        init=hk.initializers.TruncatedNormal(0.25)).astype(cfg.dtype)
+    u = jnp.broadcast_to(summary, (x.shape[0],) + summary.shape)  # [B, S, E]
+    short, long = list(carry.short), list(carry.long)
+    for l, layer in enumerate(self.layers):
+      k = cfg.long_term_layers.index(l) if layer.long_term else None
+      x, u, short[l], cache = layer(x, u, short[l],
+                                    None if k is None else long[k],
+                                    is_training)
+      if k is not None:
+        long[k] = cache
+    # The last layer's summary output is discarded (spec §4.3).
+    ys = nn.tiled_dropout(self.final_norm(x), cfg.dropout_rate, is_training)
+    logits = jnp.einsum("bwe,ve->bwv", ys, self._embedding().astype(ys.dtype),
+                        preferred_element_type=jnp.float32)
+    return logits / jnp.sqrt(float(cfg.embed_dim)), WindowCarry(tuple(short),
+                                                                tuple(long))
+
+  def _embedding(self) -> jax.Array:  # [V, E] in the compute dtype
+    return hk.get_parameter(
+        "embedding", [self.cfg.vocab_size, self.cfg.embed_dim], jnp.float32,
+        init=hk.initializers.RandomNormal(1.0)).astype(self.cfg.dtype)
+
+
+class Model(NamedTuple):
+  """Pure functions of one model; every memory is passed in and returned."""
+  init: Callable  # (rng) -> params
+  init_memory: Callable  # (batch_size) -> memory
+  apply: Callable  # (params, memory, tokens, sos, rng=None, is_training=False)
+  #                  -> (logits float32[B, T, V], memory)
+
+
+def check_inputs(tokens, start_of_sequence, window_length: int,
+                 segment_length: int) -> None:
+  """ValueError unless tokens are int[B, T] (T = k*W <= segment) and sos bool[B]."""
+  shape = getattr(tokens, "shape", None)
+  if shape is None or len(shape) != 2:
+    raise ValueError(f"tokens must be int32[B, T]; got shape {shape}.")
+  if not jnp.issubdtype(tokens.dtype, jnp.integer):
+    raise ValueError(f"tokens must be an integer array; got {tokens.dtype}.")
+  t = shape[1]
+  if t == 0 or t % window_length or t > segment_length:
+    raise ValueError(
+        f"tokens have T={t} but T must be a positive multiple of "
+        f"window_length={window_length} no larger than "
+        f"segment_length={segment_length}.")
+  sos_shape = getattr(start_of_sequence, "shape", None)
+  if sos_shape != (shape[0],):
+    raise ValueError(f"start_of_sequence must be bool[{shape[0]}] (one "
+                     f"flag per batch row); got shape {sos_shape}.")
+
+
+def unroll(window_step: Callable, carry, tokens: jax.Array, window_length: int,
+           rng: jax.Array | None):
+  """Runs `window_step` over the windows of `tokens` with one lax.scan.
+
+  Equivalent Python loop::
+
+    logits = []
+    for k in range(T // W):
+      out, carry = window_step(carry, tokens[:, k*W:(k+1)*W], rngs[k])
+      logits.append(out)
+    return concatenate(logits, axis=1), carry
+
+  `window_step` must be a transformed apply with its parameters bound:
+  scanning raw Haiku code that creates parameters or draws RNG keys is
+  not allowed (Haiku's `transforms` notes).
+
+  Args:
+    window_step: (carry, tokens int32[B, W], rng) -> (out [B, W, ...], carry).
+    carry: any pytree.
+    tokens: int32[B, T] with T a multiple of W.
+    window_length: W.
+    rng: a key split into one key per window, or None.
+
+  Returns:
+    (out [B, T, ...], carry after the last window).
+  """
+  batch, length = tokens.shape
+  num_windows = length // window_length
+  windows = tokens.reshape(batch, num_windows, window_length).swapaxes(0, 1)
+  rngs = None if rng is None else jax.random.split(rng, num_windows)
+
+  def body(carry, inputs):
+    out, carry = window_step(carry, *inputs)
+    return carry, out
+
+  carry, out = jax.lax.scan(body, carry, (windows, rngs))  # out [N, B, W, ...]
+  out = out.swapaxes(0, 1)
+  return out.reshape((batch, length) + out.shape[3:]), carry
+
+
+def _transform(cfg: config_lib.MelodiConfig) -> hk.MultiTransformed:
+  def template():
+    stack = MelodiStack(cfg)
+
+    def init(memory, tokens):
+      return stack(stack.begin_segment(memory, False), tokens, False)
+
+    return init, (stack.begin_segment, stack)
+  return hk.multi_transform(template)
+
+
+def build(cfg: config_lib.MelodiConfig) -> Model:
+  """MELODI's pure functions for `cfg` (see `Model`)."""
+  transformed = _transform(cfg)
+  begin_apply, step_apply = transformed.apply
+
+  def init(rng: jax.Array) -> hk.Params:
+    tokens = jnp.ones((1, cfg.window_length), jnp.int32)
+    return transformed.init(rng, init_memory(1), tokens)
+
+  def init_memory(batch_size: int) -> memory_lib.MelodiMemory:
+    return memory_lib.init_memory(cfg, batch_size)
+
+  def apply(params, memory, tokens, start_of_sequence, rng=None,
+            is_training=False):
+    """Runs one segment: tokens int32[B, T], sos bool[B] -> logits, memory.
+
+    The memory passed in is a constant (no gradient across segments);
+    inside the segment gradients flow through every carried memory.
+    """
+    check_inputs(tokens, start_of_sequence, cfg.window_length,
+                 cfg.segment_length)
+    memory_lib.check_memory(
+        memory, jax.eval_shape(lambda: init_memory(tokens.shape[0])), tokens.shape[0])
+    if is_training and rng is None:
+      raise ValueError("is_training=True needs an rng for dropout.")
+    memory = memory_lib.reset(jax.lax.stop_gradient(memory), start_of_sequence)
+    begin_rng, step_rng = (None, None) if rng is None else jax.random.split(rng)
+    carry = begin_apply(params, begin_rng, memory, is_training)
+    step = lambda c, t, r: step_apply(params, r, c, t, is_training)
+    logits, carry = unroll(step, carry, tokens, cfg.window_length, step_rng)
+    return logits, memory_lib.MelodiMemory(
+        carry.short, tuple(memory_lib.LongTermMemory(c.tokens)
+                           for c in carry.long))
+
+  return Model(init, init_memory, apply)

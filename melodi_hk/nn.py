@@ -1,0 +1,86 @@
+"""Building blocks shared by every model: RMS norm, dense, FFN, dropout.
+
+Glossary of shapes:
+- B: batch.  n: tokens in the sequence at hand.
+- E: width.  F: MLP hidden dim.  K: input features.  O: output features.
+
+Parameters are created in float32 and cast to the input's dtype at use, so
+bfloat16 compute keeps float32 master weights (spec §2).
+"""
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
+
+# meliad's "trunc-normal fan-in": truncated at 2 sigma, rescaled so that the
+# realised std is sqrt(1 / fan_in).
+fan_in_init = hk.initializers.VarianceScaling(1.0, "fan_in", "truncated_normal")
+
+_TILE = 128  # Token-axis period of meliad's tiled dropout masks.
+
+
+class RMSNorm(hk.Module):
+  """`x * rsqrt(mean(x^2) + 1e-6) * scale`, in float32, no mean, no bias."""
+
+  def __call__(self, x: jax.Array) -> jax.Array:  # [..., E] -> [..., E]
+    scale = hk.get_parameter("scale", [x.shape[-1]], jnp.float32,
+                             init=jnp.ones)
+    x32 = x.astype(jnp.float32)
+    y = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, -1, keepdims=True) + 1e-6)
+    return (y * scale).astype(x.dtype)
+
+
+class Dense(hk.Module):
+  """`y = x @ kernel (+ bias)` with a float32 (K, O) kernel."""
+
+  def __init__(self, output_size: int, with_bias: bool = True, name=None):
+    super().__init__(name=name)
+    self.output_size = output_size
+    self.with_bias = with_bias
+
+  def __call__(self, x: jax.Array) -> jax.Array:  # [..., K] -> [..., O]
+    kernel = hk.get_parameter("kernel", [x.shape[-1], self.output_size],
+                              jnp.float32, init=fan_in_init)
+    y = jnp.dot(x, kernel.astype(x.dtype))
+    if self.with_bias:
+      y += hk.get_parameter("bias", [self.output_size], jnp.float32,
+                            init=jnp.zeros).astype(x.dtype)
+    return y
+
+
+class FeedForward(hk.Module):
+  """Two-layer ReLU MLP `relu(x W1 + b1) W2 + b2`; biases optional."""
+
+  def __init__(self, hidden_size: int, output_size: int,
+               with_bias: bool = True, name=None):
+    super().__init__(name=name)
+    self.hidden = Dense(hidden_size, with_bias, name="input")
+    self.out = Dense(output_size, with_bias, name="output")
+
+  def __call__(self, x: jax.Array) -> jax.Array:  # [..., E] -> [..., E]
+    return self.out(jax.nn.relu(self.hidden(x)))  # hidden: [..., F]
+
+
+def tiled_dropout(x: jax.Array, rate: float, is_training: bool) -> jax.Array:
+  """meliad's dropout: one (1, tile, E) mask repeated along the token axis.
+
+  The mask is shared by the batch and repeats every `tile` tokens (128,
+  halved until it divides the length, at least 8), as in the reference.
+
+  Args:
+    x: [B, n, E] activations.
+    rate: drop probability.
+    is_training: dropout is the identity unless True.
+
+  Returns:
+    [B, n, E], dropped entries zero and kept ones scaled by 1 / (1 - rate).
+  """
+  if not is_training or rate == 0.0:
+    return x
+  n, width = x.shape[-2], x.shape[-1]
+  tile = _TILE
+  while tile > 8 and n % tile:
+    tile //= 2
+  keep = jax.random.bernoulli(hk.next_rng_key(), 1.0 - rate, (1, tile, width))
+  keep = jnp.tile(keep, (1, -(-n // tile), 1))[:, :n]  # [1, n, E]
+  return jnp.where(keep, x / (1.0 - rate), 0).astype(x.dtype)
