@@ -42,6 +42,9 @@ def filter_long_documents(source: sources.DocumentSource,
                           min_tokens: int = 4096, chunk_size: int = 10_000,
                           worker_index: int = 0, num_workers: int = 1) -> bool:
   """Writes the chunks of this worker that are missing; True once complete."""
+  if not len(source):
+    raise ValueError(f"The C4 source split is empty; nothing to filter into "
+                     f"{folder!r}.")
   folder = epath.Path(folder)
   meta = {"num_documents": len(source), "chunk_size": chunk_size,
           "min_tokens": min_tokens, "vocab_size": tokenizer.vocab_size}

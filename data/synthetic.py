@@ -1,7 +1,8 @@
 """A synthetic long-range recall corpus on which memory measurably matters.
 
 Glossary of shapes:
-- C: characters in one document (about `document_chars`).
+- C: characters in one document, uniform in [C/2, 3C/2) for C =
+  `document_chars`.
 - F: facts stated per document.
 
 Each document opens by stating F random facts ("key qhzw is 407613."), then
@@ -47,12 +48,12 @@ class SyntheticDocuments:
   """`num_documents` recall documents, document i made from rng([seed, i])."""
 
   def __init__(self, num_documents: int, *, seed: int = 0,
-               document_chars: int = 32768, num_facts: int = 8,
+               document_chars: int = 32768, num_facts: int = 16,
                min_recall_gap: int = 8192):
-    if min_recall_gap >= document_chars:
-      raise ValueError(f"min_recall_gap {min_recall_gap} must be below "
-                       f"document_chars {document_chars}, or no fact is "
-                       "ever recalled.")
+    if 2 * min_recall_gap >= document_chars:
+      raise ValueError(f"min_recall_gap {min_recall_gap} must be below half "
+                       f"of document_chars {document_chars}, or the shortest "
+                       "documents recall no fact.")
     self._num_documents = num_documents
     self._seed = seed
     self._document_chars = document_chars
@@ -68,13 +69,21 @@ class SyntheticDocuments:
     rng = np.random.default_rng([self._seed, index])
     facts = _random_facts(rng, self._num_facts)
     parts = [f"key {key} is {value}. " for key, value in facts.items()]
+    last_mention = {key: 0 for key in facts}
     length = sum(map(len, parts))
-    recall_from = length + self._min_recall_gap
-    while length < self._document_chars:
+    # Lengths vary so that rows reach document ends at different steps.
+    target = rng.integers(self._document_chars // 2,
+                          self._document_chars * 3 // 2)
+    while length < target:
       parts.append(_filler_paragraph(rng))
       length += len(parts[-1])
-      if length >= recall_from:
-        key = rng.choice(list(facts))
+      # Only facts not mentioned for min_recall_gap characters are recalled,
+      # so no value can be copied from nearby text.
+      due = [key for key, at in last_mention.items()
+             if length - at >= self._min_recall_gap]
+      if due:
+        key = due[rng.integers(len(due))]
+        last_mention[key] = length
         parts.append(f"recall key {key} is {facts[key]}.\n")
         length += len(parts[-1])
     return "".join(parts)

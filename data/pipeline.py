@@ -1,0 +1,162 @@
+"""From plain arguments to device-ready batches: make_stream, prefetch, pmap split.
+
+Glossary of shapes:
+- R: batch rows of this host.  T: segment length.  W: window length.
+- D: local pmap devices; each gets R // D rows.
+
+Row r of a host always lands on device r // (R // D), and rows keep their
+document across steps (see `stream`), so each device keeps its documents and
+the memory that goes with them.
+"""
+
+import queue
+import threading
+from typing import Any, Iterator
+
+import numpy as np
+
+from data import c4_filter
+from data import local_corpus
+from data import sources
+from data import stream
+from data import synthetic
+from data import tokenizers
+
+CORPORA = ("synthetic", "pg19", "c4_4k", "local:<name>")
+# Synthetic split -> (documents, seed); lazily generated, so sizes are free.
+_SYNTHETIC_SPLITS = {"train": (100_000, 0), "validation": (64, 1),
+                     "test": (64, 2)}
+
+
+def make_stream(corpus: str = "synthetic", split: str = "train", *,
+                data_dir: str | None = None, tokenizer: str = "bytes",
+                vocab_path: str | None = None, rows: int = 1,
+                segment_length: int = 4096, window_length: int | None = None,
+                seed: int = 0, process_index: int = 0, process_count: int = 1,
+                devices: int | None = None,
+                training: bool | None = None) -> stream.SegmentStream:
+  """The segment stream of `corpus`/`split` for host `process_index`.
+
+  Training streams (default: split "train") are shuffled by `seed` and
+  repeat forever; others read every document of the host's share once.
+  `devices`, if given, is the number of local pmap devices sharing the rows.
+  """
+  if window_length and segment_length % window_length:
+    raise ValueError(f"Segment length {segment_length} must be a multiple of "
+                     f"window length {window_length}; pick segment_length = "
+                     f"k * {window_length}.")
+  if devices and rows % devices:
+    raise ValueError(f"{rows} rows cannot be split over {devices} devices; "
+                     f"use a multiple of {devices} rows.")
+  if ":" not in tokenizer and vocab_path:
+    tokenizer = f"{tokenizer}:{vocab_path}"  # One spec names the index too.
+  documents = open_corpus(corpus, split, data_dir=data_dir,
+                          tokenizer_spec=tokenizer)
+  if not len(documents):
+    raise ValueError(f"Corpus {corpus!r} split {split!r} has no documents; "
+                     "check the split name and the prepared data.")
+  training = split == "train" if training is None else training
+  return stream.SegmentStream(
+      documents, tokenizers.get_tokenizer(tokenizer), rows=rows,
+      segment_length=segment_length, seed=seed, shuffle=training,
+      repeat=training, shard_index=process_index, num_shards=process_count)
+
+
+def open_corpus(corpus: str, split: str, *, data_dir: str | None,
+                tokenizer_spec: str = "bytes") -> sources.DocumentSource:
+  """The documents of a corpus named as in `CORPORA`."""
+  if corpus == "synthetic":
+    if split not in _SYNTHETIC_SPLITS:
+      raise ValueError(f"The synthetic corpus has no split {split!r}; use one "
+                       f"of {', '.join(_SYNTHETIC_SPLITS)}.")
+    num_documents, seed = _SYNTHETIC_SPLITS[split]
+    return synthetic.SyntheticDocuments(num_documents, seed=seed)
+  if corpus == "pg19":
+    return sources.tfds_documents("pg19", split, data_dir=data_dir)
+  if corpus == "c4_4k":
+    return c4_filter.c4_long_documents(split, data_dir=data_dir,
+                                       tokenizer_spec=tokenizer_spec)
+  if corpus.startswith("local:") and corpus != "local:":
+    return local_corpus.local_documents(corpus.removeprefix("local:"), split,
+                                        data_dir=data_dir)
+  raise ValueError(f"Unknown corpus {corpus!r}; known: {', '.join(CORPORA)}.")
+
+
+def shard_for_pmap(batch: dict[str, np.ndarray],
+                   devices: int) -> dict[str, np.ndarray]:
+  """Reshapes every [R, ...] array to [D, R // D, ...]; row r -> device r // (R // D)."""
+  rows = len(next(iter(batch.values())))
+  if rows % devices:
+    raise ValueError(f"{rows} rows cannot be split over {devices} devices; "
+                     f"use a multiple of {devices} rows.")
+  return {key: value.reshape(devices, rows // devices, *value.shape[1:])
+          for key, value in batch.items()}
+
+
+class Prefetcher:
+  """Runs a stream in a background thread, so tokenizing overlaps training.
+
+  Yields `(batch, state)` where `state` is the stream state right after
+  `batch`: checkpoint it with the model state that consumed `batch`.  Errors
+  in the worker are re-raised here.  Call `close()` (or use `with`) to stop
+  the thread; do not touch the stream itself while it is being prefetched.
+  """
+
+  _END = object()
+
+  def __init__(self, segments: stream.SegmentStream, size: int = 2):
+    self._stream = segments
+    self._queue = queue.Queue(maxsize=size)
+    self._stop = threading.Event()
+    self._done = False
+    self._thread = threading.Thread(target=self._work, daemon=True)
+    self._thread.start()
+
+  def __iter__(self) -> Iterator[tuple[stream.Batch, dict[str, Any]]]:
+    return self
+
+  def __next__(self) -> tuple[stream.Batch, dict[str, Any]]:
+    if self._done:
+      raise StopIteration
+    item = self._queue.get()
+    if item is self._END or isinstance(item, BaseException):
+      self._done = True
+      self._thread.join()
+      if isinstance(item, BaseException):
+        raise item
+      raise StopIteration
+    return item
+
+  def close(self) -> None:
+    self._stop.set()
+    while self._thread.is_alive():
+      try:  # Drain, so a worker blocked on a full queue sees the stop flag.
+        self._queue.get(timeout=0.05)
+      except queue.Empty:
+        pass
+    self._done = True
+
+  def __enter__(self) -> "Prefetcher":
+    return self
+
+  def __exit__(self, *exc_info) -> None:
+    self.close()
+
+  def _work(self) -> None:
+    try:
+      for batch in self._stream:
+        if not self._put((batch, self._stream.get_state())):
+          return
+      self._put(self._END)
+    except Exception as error:  # pylint: disable=broad-except
+      self._put(error)
+
+  def _put(self, item) -> bool:
+    """Blocks until `item` is queued; False if the consumer closed us."""
+    while not self._stop.is_set():
+      try:
+        self._queue.put(item, timeout=0.05)
+        return True
+      except queue.Full:
+        pass
+    return False
