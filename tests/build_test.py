@@ -1,0 +1,103 @@
+"""BUILD stays honest: every .py file in exactly one target, imports declared.
+
+BUILD is Starlark, which for our use is valid Python; it is evaluated with
+stand-ins for `py_library`, `py_binary` and `py_test` that record targets.
+"""
+
+import ast
+import pathlib
+
+from absl.testing import absltest
+
+_ROOT = pathlib.Path(__file__).resolve().parent.parent
+_PACKAGES = ("melodi_hk", "data", "launch", "tests")
+_SKIP_DIRS = {".venv", ".git", "__pycache__", ".pytest_cache"}
+
+
+def load_targets() -> dict[str, dict]:
+  """{target name: {"srcs": [...], "deps": [...]}} from the BUILD file."""
+  targets = {}
+
+  def rule(name, srcs=(), deps=(), **unused):
+    if name in targets:
+      raise ValueError(f"BUILD defines target {name!r} twice.")
+    targets[name] = dict(srcs=list(srcs), deps=list(deps))
+
+  exec(compile((_ROOT / "BUILD").read_text(), "BUILD", "exec"),  # pylint: disable=exec-used
+       dict(py_library=rule, py_binary=rule, py_test=rule))
+  return targets
+
+
+def python_files() -> list[str]:
+  return sorted(str(p.relative_to(_ROOT)) for p in _ROOT.rglob("*.py")
+                if not _SKIP_DIRS & set(p.relative_to(_ROOT).parts))
+
+
+def module_file(module: str) -> str | None:
+  """The repository file that `import module` loads, if it is ours."""
+  if module.split(".")[0] not in _PACKAGES:
+    return None
+  base = _ROOT / module.replace(".", "/")
+  for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+    if candidate.exists():
+      return str(candidate.relative_to(_ROOT))
+  return None
+
+
+def imported_files(path: str) -> set[str]:
+  """Repository files imported by `path` (`from pkg import mod` included)."""
+  found = set()
+  for node in ast.walk(ast.parse((_ROOT / path).read_text())):
+    if isinstance(node, ast.Import):
+      names = [alias.name for alias in node.names]
+    elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+      names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+    else:
+      continue
+    for name in names:
+      target = module_file(name)
+      if target and target != path:
+        found.add(target)
+  return found
+
+
+class BuildTest(absltest.TestCase):
+
+  def test_every_python_file_is_in_exactly_one_target(self):
+    owners = {}
+    for name, target in load_targets().items():
+      for src in target["srcs"]:
+        owners.setdefault(src, []).append(name)
+    files = python_files()
+    self.assertEqual([f for f in files if f not in owners], [],
+                     "files in no BUILD target")
+    self.assertEqual({f: o for f, o in owners.items() if len(o) > 1}, {},
+                     "files in several BUILD targets")
+    self.assertEqual([f for f in owners if f not in files], [],
+                     "BUILD names files that do not exist")
+
+  def test_every_project_import_is_a_declared_dep(self):
+    targets = load_targets()
+    owner = {src: name for name, t in targets.items() for src in t["srcs"]}
+    undeclared = []
+    for path in python_files():
+      name = owner.get(path)
+      if name is None:
+        continue
+      deps = {d.lstrip(":") for d in targets[name]["deps"]}
+      for imported in sorted(imported_files(path)):
+        if owner.get(imported) not in deps | {name}:
+          undeclared.append(f"{path} imports {imported} "
+                            f"(target :{owner.get(imported)}) but :{name} "
+                            "does not depend on it")
+    self.assertEqual(undeclared, [])
+
+  def test_deps_name_existing_targets(self):
+    targets = load_targets()
+    missing = [f"{name} -> {dep}" for name, t in targets.items()
+               for dep in t["deps"] if dep.lstrip(":") not in targets]
+    self.assertEqual(missing, [])
+
+
+if __name__ == "__main__":
+  absltest.main()

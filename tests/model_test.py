@@ -1,0 +1,247 @@
+"""Invariants of the MELODI stack (spec §4-5) through the public API.
+
+Glossary of shapes: B batch, T segment, W window, V vocabulary.
+"""
+
+import functools
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import melodi_hk
+from melodi_hk import model as model_lib
+
+_B, _W, _T, _V = 2, 8, 32, 50
+
+
+def tiny_config(**overrides) -> melodi_hk.MelodiConfig:
+  fields = dict(vocab_size=_V, num_layers=3, embed_dim=16, num_heads=2,
+                head_dim=8, mlp_dim=32, window_length=_W, segment_length=_T,
+                short_term_memory_size=4, summary_size=4,
+                long_term_layers=(1,), long_term_memory_size=8,
+                long_term_memory_increment=2, dropout_rate=0.1,
+                attention_dropout_rate=0.1, dtype="float32")
+  return melodi_hk.MelodiConfig(**(fields | overrides))
+
+
+@functools.lru_cache
+def jitted_model(cfg: melodi_hk.MelodiConfig) -> melodi_hk.Model:
+  """The model with jitted functions, shared by tests to compile once."""
+  model = melodi_hk.build(cfg)
+  return model._replace(init=jax.jit(model.init),
+                        apply=jax.jit(model.apply,
+                                      static_argnames="is_training"))
+
+
+def setup(cfg=None, seed=0):
+  model = jitted_model(cfg or tiny_config())
+  params = model.init(jax.random.PRNGKey(seed))
+  tokens = jax.random.randint(jax.random.PRNGKey(seed + 1), (_B, _T), 1, _V)
+  return model, params, tokens
+
+
+def run_segments(model, params, memory, chunks, sos):
+  """Calls apply on each chunk in turn, carrying memory; concatenates logits."""
+  logits = []
+  for i, chunk in enumerate(chunks):
+    out, memory = model.apply(params, memory, chunk,
+                              sos if i == 0 else jnp.zeros_like(sos))
+    logits.append(out)
+  return jnp.concatenate(logits, axis=1), memory
+
+
+class CarryTest(parameterized.TestCase):
+
+  @parameterized.named_parameters(("one window per call", _W),
+                                  ("two halves", _T // 2))
+  def test_split_calls_equal_one_call(self, chunk):
+    model, params, tokens = setup()
+    sos = jnp.array([True, False])
+    memory = jax.tree.map(lambda m: m + 0.5, model.init_memory(_B))
+    whole, whole_memory = model.apply(params, memory, tokens, sos)
+    chunks = [tokens[:, i:i + chunk] for i in range(0, _T, chunk)]
+    split, split_memory = run_segments(model, params, memory, chunks, sos)
+    chex.assert_trees_all_close(whole, split, atol=1e-5)
+    chex.assert_trees_all_close(whole_memory, split_memory, atol=1e-5)
+
+  def test_memory_matters_across_segments(self):
+    model, params, tokens = setup()
+    _, memory = model.apply(params, model.init_memory(_B), tokens,
+                            jnp.ones(_B, bool))
+    carried, _ = model.apply(params, memory, tokens, jnp.zeros(_B, bool))
+    fresh, _ = model.apply(params, memory, tokens, jnp.ones(_B, bool))
+    self.assertGreater(float(jnp.abs(carried - fresh).max()), 1e-3)
+
+  def test_reset_row_equals_fresh_memory_and_other_row_untouched(self):
+    model, params, tokens = setup()
+    _, used = model.apply(params, model.init_memory(_B), tokens,
+                          jnp.ones(_B, bool))
+    mixed, mixed_memory = model.apply(params, used, tokens,
+                                      jnp.array([True, False]))
+    fresh, fresh_memory = model.apply(params, model.init_memory(_B), tokens,
+                                      jnp.ones(_B, bool))
+    kept, kept_memory = model.apply(params, used, tokens, jnp.zeros(_B, bool))
+    chex.assert_trees_all_close(mixed[0], fresh[0], atol=1e-6)
+    chex.assert_trees_all_close(mixed[1], kept[1], atol=1e-6)
+    row = lambda tree, b: jax.tree.map(lambda m: m[b], tree)
+    chex.assert_trees_all_close(row(mixed_memory, 0), row(fresh_memory, 0))
+    chex.assert_trees_all_close(row(mixed_memory, 1), row(kept_memory, 1))
+
+
+class CausalityTest(parameterized.TestCase):
+
+  @parameterized.parameters(0, _W - 1, _W + 3, _T - 1)
+  def test_changing_token_t_changes_no_earlier_logit(self, t):
+    model, params, tokens = setup()
+    _, memory = model.apply(params, model.init_memory(_B), tokens,
+                            jnp.ones(_B, bool))
+    changed = tokens.at[:, t].set((tokens[:, t] + 1) % _V)
+    sos = jnp.zeros(_B, bool)
+    before, _ = model.apply(params, memory, tokens, sos)
+    after, _ = model.apply(params, memory, changed, sos)
+    chex.assert_trees_all_close(before[:, :t], after[:, :t], atol=0)
+    self.assertGreater(float(jnp.abs(before[:, t] - after[:, t]).max()), 0)
+
+  def test_no_gradient_reaches_the_memory_passed_in(self):
+    model, params, tokens = setup()
+    memory = jax.tree.map(lambda m: m + 1.0, model.init_memory(_B))
+    grads = jax.grad(lambda m: model.apply(params, m, tokens, jnp.zeros(
+        _B, bool))[0].sum())(memory)
+    chex.assert_trees_all_equal(grads, jax.tree.map(jnp.zeros_like, grads))
+
+
+class CompilationTest(chex.TestCase):
+
+  @chex.variants(with_jit=True, without_jit=True)
+  def test_jit_and_eager_agree(self):
+    _, params, tokens = setup()
+    model = melodi_hk.build(tiny_config())
+    apply = self.variant(model.apply)
+    memory = model.init_memory(_B)
+    ours, ours_memory = apply(params, memory, tokens, jnp.ones(_B, bool))
+    ref, ref_memory = jax.jit(model.apply)(params, memory, tokens,
+                                           jnp.ones(_B, bool))
+    chex.assert_trees_all_close(ours, ref, atol=1e-5)
+    chex.assert_trees_all_close(ours_memory, ref_memory, atol=1e-5)
+    chex.assert_shape(ours, (_B, _T, _V))
+    chex.assert_type(ours, jnp.float32)
+
+  def test_segments_do_not_retrace(self):
+    model, params, tokens = setup()
+
+    @jax.jit
+    @chex.assert_max_traces(n=1)
+    def apply(params, memory, tokens, sos):
+      return model.apply(params, memory, tokens, sos)
+
+    memory = model.init_memory(_B)
+    for step in range(4):
+      sos = jnp.array([step % 2 == 0, step == 0])
+      _, memory = apply(params, memory, (tokens + step) % _V, sos)
+
+  def test_scan_equals_python_loop(self):
+    step = lambda c, t, r: (t * c, c + t.sum())  # toy RNN core, no rng
+    tokens = jnp.arange(12).reshape(2, 6)
+    out, carry = model_lib.unroll(step, jnp.int32(1), tokens, 3, None)
+    loop_carry, loop_out = jnp.int32(1), []
+    for k in range(2):
+      o, loop_carry = step(loop_carry, tokens[:, 3 * k:3 * k + 3], None)
+      loop_out.append(o)
+    chex.assert_trees_all_equal(out, jnp.concatenate(loop_out, axis=1))
+    chex.assert_trees_all_equal(carry, loop_carry)
+
+
+class DropoutTest(absltest.TestCase):
+
+  def test_dropout_only_in_training_and_reproducible(self):
+    model, params, tokens = setup()
+    memory, sos = model.init_memory(_B), jnp.ones(_B, bool)
+    key = jax.random.PRNGKey(7)
+    evaluated, _ = model.apply(params, memory, tokens, sos)
+    eval_with_rng, _ = model.apply(params, memory, tokens, sos, rng=key)
+    train_a, _ = model.apply(params, memory, tokens, sos, rng=key,
+                             is_training=True)
+    train_b, _ = model.apply(params, memory, tokens, sos, rng=key,
+                             is_training=True)
+    train_c, _ = model.apply(params, memory, tokens, sos,
+                             rng=jax.random.PRNGKey(8), is_training=True)
+    chex.assert_trees_all_equal(evaluated, eval_with_rng)
+    chex.assert_trees_all_equal(train_a, train_b)
+    self.assertGreater(float(jnp.abs(train_a - evaluated).max()), 1e-3)
+    self.assertGreater(float(jnp.abs(train_a - train_c).max()), 1e-3)
+
+  def test_training_without_rng_is_an_error(self):
+    model, params, tokens = setup()
+    with self.assertRaisesRegex(ValueError, "needs an rng"):
+      model.apply(params, model.init_memory(_B), tokens, jnp.ones(_B, bool),
+                  is_training=True)
+
+
+class BFloat16Test(absltest.TestCase):
+
+  def test_bfloat16_is_finite_and_close_to_float32(self):
+    from tests import golden_test  # pylint: disable=g-import-not-at-top
+    cfg, g, flat = golden_test.load_golden("melodi_c_t5_w32_s128")
+    params = melodi_hk.params_from_meliad(flat, cfg)
+    bf16 = cfg.__class__(**(vars(cfg) | {"dtype": "bfloat16"}))
+    outputs = {}
+    for c in (cfg, bf16):
+      model = melodi_hk.build(c)
+      memory = model.init_memory(2)
+      for k in (1, 2, 3):
+        logits, memory = model.apply(params, memory,
+                                     jnp.asarray(g[f"seg{k}/input_tokens"]),
+                                     jnp.asarray(g[f"seg{k}/start_of_sequence"]))
+      outputs[c.dtype] = (logits, memory)
+    logits16, memory16 = outputs["bfloat16"]
+    self.assertEqual(logits16.dtype, jnp.float32)
+    self.assertEqual(memory16.short[0].tokens.dtype, jnp.bfloat16)
+    self.assertTrue(bool(jnp.isfinite(logits16).all()))
+    err = golden_test.relative_error(logits16, outputs["float32"][0])
+    self.assertLess(err, 0.1)
+
+
+class InputErrorTest(parameterized.TestCase):
+
+  @parameterized.named_parameters(
+      ("rank", jnp.ones((_B, _T, 1), jnp.int32), "int32\\[B, T\\]"),
+      ("dtype", jnp.ones((_B, _T), jnp.float32), "integer"),
+      ("not a multiple of W", jnp.ones((_B, _W + 1), jnp.int32),
+       "multiple of window_length=8"),
+      ("longer than a segment", jnp.ones((_B, 2 * _T), jnp.int32),
+       "no larger than segment_length=32"))
+  def test_bad_tokens(self, tokens, message):
+    model, params, _ = setup()
+    with self.assertRaisesRegex(ValueError, message):
+      model.apply(params, model.init_memory(_B), tokens, jnp.ones(_B, bool))
+
+  def test_bad_start_of_sequence(self):
+    model, params, tokens = setup()
+    with self.assertRaisesRegex(ValueError, "bool\\[2\\]"):
+      model.apply(params, model.init_memory(_B), tokens, jnp.ones(3, bool))
+
+  def test_memory_of_another_batch_size(self):
+    model, params, tokens = setup()
+    with self.assertRaisesRegex(ValueError, "batch size 2.*\\(3, 4, 16\\)"):
+      model.apply(params, model.init_memory(3), tokens, jnp.ones(_B, bool))
+
+  def test_memory_of_another_config(self):
+    model, params, tokens = setup()
+    other = melodi_hk.build(tiny_config(long_term_layers=(), 
+                                        long_term_memory_size=0,
+                                        long_term_memory_increment=0))
+    with self.assertRaisesRegex(ValueError, "structure"):
+      model.apply(params, other.init_memory(_B), tokens, jnp.ones(_B, bool))
+
+  def test_bad_batch_size_for_init_memory(self):
+    model, _, _ = setup()
+    with self.assertRaisesRegex(ValueError, "batch_size=0"):
+      model.init_memory(0)
+
+
+if __name__ == "__main__":
+  absltest.main()
