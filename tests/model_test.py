@@ -191,9 +191,9 @@ class BFloat16Test(absltest.TestCase):
     outputs = {}
     for c in (cfg, bf16):
       model = melodi_hk.build(c)
-      memory = model.init_memory(2)
+      memory, apply = model.init_memory(2), jax.jit(model.apply)
       for k in (1, 2, 3):
-        logits, memory = model.apply(params, memory,
+        logits, memory = apply(params, memory,
                                      jnp.asarray(g[f"seg{k}/input_tokens"]),
                                      jnp.asarray(g[f"seg{k}/start_of_sequence"]))
       outputs[c.dtype] = (logits, memory)

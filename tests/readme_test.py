@@ -1,0 +1,37 @@
+"""README stays true: its example runs and CI runs its exact commands."""
+
+import pathlib
+import re
+
+from absl.testing import absltest
+
+_ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def fenced_block(heading: str, language: str) -> str:
+  readme = (_ROOT / "README.md").read_text()
+  match = re.search(rf"## {heading}\n.*?```{language}\n(.*?)```", readme,
+                    re.S)
+  if match is None:
+    raise AssertionError(f"README has no ```{language} block under "
+                         f"'## {heading}'.")
+  return match.group(1)
+
+
+class ReadmeTest(absltest.TestCase):
+
+  def test_api_example_runs(self):
+    scope = {}
+    exec(fenced_block("The pure API", "python"), scope)  # pylint: disable=exec-used
+    self.assertEqual(scope["logits"].shape, (2, 128, 260))
+    self.assertGreater(float(scope["loss"]), 0.0)
+
+  def test_ci_runs_the_readme_commands(self):
+    setup, test = fenced_block("Set-up and tests", "sh").strip().splitlines()
+    ci = (_ROOT / ".ci" / "run").read_text().splitlines()
+    self.assertIn(setup, ci)
+    self.assertIn(test, ci)
+
+
+if __name__ == "__main__":
+  absltest.main()
