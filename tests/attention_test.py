@@ -1,0 +1,65 @@
+"""Attention primitives against facts stated by the reference (spec §3)."""
+
+import json
+import pathlib
+
+from absl.testing import absltest
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from melodi_hk import attention
+
+_TESTDATA = pathlib.Path(__file__).parent / "testdata"
+
+
+class T5BucketTest(absltest.TestCase):
+
+  def test_buckets_equal_the_reference_table(self):
+    sidecar = json.loads((_TESTDATA / "melodi_b_sandwich.json").read_text())
+    reference = sidecar["t5_bucket_of_distance_n_0_to_300"]
+    np.testing.assert_array_equal(attention.t5_buckets(np.arange(301)),
+                                  reference)
+
+  def test_negative_distances_share_bucket_zero(self):
+    np.testing.assert_array_equal(attention.t5_buckets(np.array([-5, -1])),
+                                  [0, 0])
+
+
+class CausalLayoutTest(absltest.TestCase):
+
+  def test_queries_see_memory_and_strictly_earlier_tokens(self):
+    distance, mask = attention.causal_layout(num_memory=2, num_queries=3)
+    np.testing.assert_array_equal(mask, [[1, 1, 0, 0, 0],
+                                         [1, 1, 1, 0, 0],
+                                         [1, 1, 1, 1, 0]])
+    np.testing.assert_array_equal(distance[0], [2, 1, 0, -1, -2])
+
+
+class AttendTest(absltest.TestCase):
+
+  def test_row_with_every_key_masked_outputs_zero(self):
+    q = k = v = jnp.ones((1, 2, 1, 4))
+    out = attention.attend(q, k, v, jnp.ones(1),
+                           mask=np.array([[False, False], [True, False]]))
+    chex.assert_trees_all_close(out[0, 0], jnp.zeros((1, 4)))
+    chex.assert_trees_all_close(out[0, 1], jnp.ones((1, 4)))
+
+  def test_bias_is_added_before_the_scale(self):
+    keys = jnp.array([[[[1.0]], [[0.0]]]])  # [B=1, K=2, H=1, D=1]
+    values = jnp.array([[[[1.0]], [[0.0]]]])
+    query = jnp.ones((1, 1, 1, 1))
+    bias = jnp.array([[[0.0, 1.0]]])  # [H, Q, K]
+    out = attention.attend(query, keys, values, jnp.array([3.0]), bias=bias)
+    # Scores (1 + 0) * 3 and (0 + 1) * 3 tie: the weight of key 0 is 1/2.
+    chex.assert_trees_all_close(out[0, 0, 0, 0], 0.5, atol=1e-6)
+
+  def test_safe_softmax_matches_softmax_on_normal_rows(self):
+    scores = jax.random.normal(jax.random.PRNGKey(0), (3, 7))
+    chex.assert_trees_all_close(attention.safe_softmax(scores),
+                                jax.nn.softmax(scores), atol=1e-6)
+
+
+if __name__ == "__main__":
+  absltest.main()
