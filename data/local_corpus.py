@@ -1,4 +1,4 @@
-"""A TFDS builder that turns a local folder of text or LaTeX files into a corpus.
+"""A TFDS builder turning a local folder of text or LaTeX files into a corpus.
 
 Glossary of shapes:
 - F: files found under the source folder; one file is one document.
@@ -29,7 +29,7 @@ _VERSION = "1.0.0"
 
 
 class LocalText(tfds.core.GeneratorBasedBuilder):
-  """One document per file of `source_dir`; the config name is the corpus name."""
+  """One document per file of `source_dir`; the config name names the corpus."""
 
   VERSION = tfds.core.Version(_VERSION)
 

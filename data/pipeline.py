@@ -1,4 +1,4 @@
-"""From plain arguments to device-ready batches: make_stream, prefetch, pmap split.
+"""From plain arguments to device-ready batches: stream, prefetch, pmap split.
 
 Glossary of shapes:
 - R: batch rows of this host.  T: segment length.  W: window length.
@@ -48,7 +48,7 @@ def make_stream(corpus: str = "synthetic", split: str = "train", *,
   if devices and rows % devices:
     raise ValueError(f"{rows} rows cannot be split over {devices} devices; "
                      f"use a multiple of {devices} rows.")
-  if ":" not in tokenizer and vocab_path:
+  if tokenizer in ("spm", "t5") and vocab_path:
     tokenizer = f"{tokenizer}:{vocab_path}"  # One spec names the index too.
   documents = open_corpus(corpus, split, data_dir=data_dir,
                           tokenizer_spec=tokenizer)
@@ -84,7 +84,10 @@ def open_corpus(corpus: str, split: str, *, data_dir: str | None,
 
 def shard_for_pmap(batch: dict[str, np.ndarray],
                    devices: int) -> dict[str, np.ndarray]:
-  """Reshapes every [R, ...] array to [D, R // D, ...]; row r -> device r // (R // D)."""
+  """Reshapes every [R, ...] array to [D, R // D, ...].
+
+  Row r goes to device r // (R // D), the device that held it last step.
+  """
   rows = len(next(iter(batch.values())))
   if rows % devices:
     raise ValueError(f"{rows} rows cannot be split over {devices} devices; "

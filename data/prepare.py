@@ -1,7 +1,8 @@
 r"""Prepares a corpus once, before training.
 
   python -m data.prepare --corpus=pg19 --data_dir=gs://my-bucket/tfds
-  python -m data.prepare --corpus=c4_4k --data_dir=DIR --tokenizer=t5:spiece.model
+  python -m data.prepare --corpus=c4_4k --data_dir=DIR \
+      --tokenizer=t5:spiece.model
   python -m data.prepare --corpus=local --source_dir=papers/ --name=arxiv \
       --data_dir=DIR
 

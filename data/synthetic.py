@@ -68,9 +68,11 @@ class SyntheticDocuments:
       raise IndexError(f"Document {index} outside [0, {self._num_documents}).")
     rng = np.random.default_rng([self._seed, index])
     facts = _random_facts(rng, self._num_facts)
-    parts = [f"key {key} is {value}. " for key, value in facts.items()]
-    last_mention = {key: 0 for key in facts}
-    length = sum(map(len, parts))
+    parts, last_mention, length = [], {}, 0
+    for key, value in facts.items():
+      parts.append(f"key {key} is {value}. ")
+      last_mention[key] = length
+      length += len(parts[-1])
     # Lengths vary so that rows reach document ends at different steps.
     target = rng.integers(self._document_chars // 2,
                           self._document_chars * 3 // 2)

@@ -6,11 +6,11 @@ import jax.numpy as jnp
 import numpy as np
 
 import melodi_hk
-from tests import golden_test
+from tests import melodi_testing
 
 
 def golden_params():
-  return golden_test.load_golden("melodi_b_sandwich")
+  return melodi_testing.load_golden("melodi_b_sandwich")
 
 
 class ParamsFromMeliadTest(absltest.TestCase):

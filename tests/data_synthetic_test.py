@@ -1,4 +1,4 @@
-"""Tests for data/synthetic.py: determinism and the long-range fact structure."""
+"""Tests for data/synthetic.py: determinism and the long-range structure."""
 
 from absl.testing import absltest
 

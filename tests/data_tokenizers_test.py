@@ -54,7 +54,8 @@ class SentencePieceTokenizerTest(parameterized.TestCase):
         cls._folder.name, "t5_style", pad_id=0, eos_id=1, unk_id=2, bos_id=-1)
     # meliad's pg19train_bpe_* layout: unk = 0 and no padding id.
     cls._pg19_style = train_sentencepiece(
-        cls._folder.name, "pg19_style", unk_id=0, pad_id=-1, bos_id=-1, eos_id=-1)
+        cls._folder.name, "pg19_style", unk_id=0, pad_id=-1, bos_id=-1,
+        eos_id=-1)
 
   def test_t5_adds_sentinels_and_pads_embedding_rows(self):
     tokenizer = tokenizers.get_tokenizer(f"t5:{self._t5_style}")

@@ -10,9 +10,6 @@ We replay the segments from the zero memory and compare with the error
 measure of the spec: max |ours - reference| / max |reference| per array.
 """
 
-import json
-import pathlib
-
 from absl.testing import absltest
 from absl.testing import parameterized
 import jax
@@ -20,39 +17,13 @@ import jax.numpy as jnp
 import numpy as np
 
 import melodi_hk
+from tests import melodi_testing
 
-_TESTDATA = pathlib.Path(__file__).parent / "testdata"
 _FORWARD = ("melodi_a_short_only", "melodi_b_sandwich", "melodi_c_t5_w32_s128")
 _GRADS = ("melodi_b_sandwich_grads", "melodi_c_t5_w32_s128_grads")
 _RTOL = 1e-5
-
-
-def load_golden(name: str):
-  """(MelodiConfig, npz arrays, meliad flat params) of one golden file."""
-  c = json.loads((_TESTDATA / f"{name}.json").read_text())["config"]
-  long_layers = tuple(c["long_term_layer_indices"] or ())
-  cfg = melodi_hk.MelodiConfig(
-      vocab_size=c["vocab"], num_layers=c["num_layers"],
-      embed_dim=c["embed_dim"], num_heads=c["num_heads"],
-      head_dim=c["head_dim"], mlp_dim=c["mlp_dim"],
-      window_length=c["window_length"], segment_length=c["segment_length"],
-      short_term_memory_size=c["short_term_memory_size"],
-      summary_size=c["summary_size"], long_term_layers=long_layers,
-      long_term_memory_size=c["long_term_memory_size"] if long_layers else 0,
-      long_term_memory_increment=(c["long_term_memory_increment_size"]
-                                  if long_layers else 0),
-      dropout_rate=c["dropout"], attention_dropout_rate=c["attn_dropout"],
-      dtype=c["dtype"])
-  arrays = np.load(_TESTDATA / f"{name}.npz")
-  flat = {k[len("params/"):]: arrays[k] for k in arrays.files
-          if k.startswith("params/")}
-  return cfg, arrays, flat
-
-
-def relative_error(ours, reference) -> float:
-  ours, reference = np.asarray(ours, np.float64), np.asarray(reference)
-  scale = np.abs(reference).max()
-  return float(np.abs(ours - reference).max() / (scale if scale else 1.0))
+load_golden = melodi_testing.load_golden
+relative_error = melodi_testing.relative_error
 
 
 class ForwardGoldenTest(parameterized.TestCase):

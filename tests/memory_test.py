@@ -7,13 +7,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from melodi_hk import memory as memory_lib
-from tests import model_test
+from tests import melodi_testing
 
 
 class MemoryTest(absltest.TestCase):
 
   def test_init_memory_shapes_and_dtype(self):
-    cfg = model_test.tiny_config(dtype="bfloat16")
+    cfg = melodi_testing.tiny_config(dtype="bfloat16")
     memory = memory_lib.init_memory(cfg, 3)
     self.assertLen(memory.short, cfg.num_layers)
     self.assertLen(memory.long, 1)
@@ -23,7 +23,7 @@ class MemoryTest(absltest.TestCase):
     chex.assert_trees_all_equal(memory, jax.tree.map(jnp.zeros_like, memory))
 
   def test_reset_selects_zero_rows_only(self):
-    cfg = model_test.tiny_config()
+    cfg = melodi_testing.tiny_config()
     memory = jax.tree.map(lambda m: m + 2.0, memory_lib.init_memory(cfg, 2))
     out = memory_lib.reset(memory, jnp.array([False, True]))
     for leaf in jax.tree.leaves(out):

@@ -14,18 +14,11 @@ import numpy as np
 
 import melodi_hk
 from melodi_hk import model as model_lib
+from tests import melodi_testing
 
-_B, _W, _T, _V = 2, 8, 32, 50
-
-
-def tiny_config(**overrides) -> melodi_hk.MelodiConfig:
-  fields = dict(vocab_size=_V, num_layers=3, embed_dim=16, num_heads=2,
-                head_dim=8, mlp_dim=32, window_length=_W, segment_length=_T,
-                short_term_memory_size=4, summary_size=4,
-                long_term_layers=(1,), long_term_memory_size=8,
-                long_term_memory_increment=2, dropout_rate=0.1,
-                attention_dropout_rate=0.1, dtype="float32")
-  return melodi_hk.MelodiConfig(**(fields | overrides))
+_B, _W, _T, _V = (melodi_testing.BATCH, melodi_testing.WINDOW,
+                  melodi_testing.SEGMENT, melodi_testing.VOCAB)
+tiny_config = melodi_testing.tiny_config
 
 
 @functools.lru_cache
@@ -184,8 +177,7 @@ class DropoutTest(absltest.TestCase):
 class BFloat16Test(absltest.TestCase):
 
   def test_bfloat16_is_finite_and_close_to_float32(self):
-    from tests import golden_test  # pylint: disable=g-import-not-at-top
-    cfg, g, flat = golden_test.load_golden("melodi_c_t5_w32_s128")
+    cfg, g, flat = melodi_testing.load_golden("melodi_c_t5_w32_s128")
     params = melodi_hk.params_from_meliad(flat, cfg)
     bf16 = cfg.__class__(**(vars(cfg) | {"dtype": "bfloat16"}))
     outputs = {}
@@ -201,7 +193,7 @@ class BFloat16Test(absltest.TestCase):
     self.assertEqual(logits16.dtype, jnp.float32)
     self.assertEqual(memory16.short[0].tokens.dtype, jnp.bfloat16)
     self.assertTrue(bool(jnp.isfinite(logits16).all()))
-    err = golden_test.relative_error(logits16, outputs["float32"][0])
+    err = melodi_testing.relative_error(logits16, outputs["float32"][0])
     self.assertLess(err, 0.1)
 
 
