@@ -1,14 +1,24 @@
 """melodi_hk: MELODI (Chen, Hutchins et al., ICLR 2025) in Haiku/JAX."""
 
 from melodi_hk.config import MelodiConfig
+from melodi_hk.config import MemorizingConfig
+from melodi_hk.config import TransformerXLConfig
 from melodi_hk.memory import LongTermMemory
 from melodi_hk.memory import MelodiMemory
 from melodi_hk.memory import ShortTermMemory
-from melodi_hk.model import build
+from melodi_hk.memorizing import KVMemory
+from melodi_hk.memorizing import MemorizingMemory
+from melodi_hk.transformer_xl import XLCache
+from melodi_hk.transformer_xl import XLMemory
 from melodi_hk.model import Model
-from melodi_hk.convert import memory_from_meliad
-from melodi_hk.convert import memory_to_meliad
-from melodi_hk.convert import params_from_meliad
-from melodi_hk.convert import params_to_meliad
+# build and the conversions dispatch on the config type (MELODI unchanged).
+from melodi_hk.registry import build
+from melodi_hk.registry import memory_from_meliad
+from melodi_hk.registry import memory_to_meliad
+from melodi_hk.registry import params_from_meliad
+from melodi_hk.registry import params_to_meliad
 from melodi_hk.losses import lm_loss
 from melodi_hk.losses import LossOutput
+from melodi_hk.footprint import Footprint
+from melodi_hk.footprint import memory_footprint
+from melodi_hk import presets

@@ -5,6 +5,10 @@ Glossary of shapes:
 - S: summary tokens per window.  M: short-term memory tokens per layer.
 - L: long-term memory tokens.  I: long-term increment per window.
 - E: width.  H: heads.  D: head dim.  F: MLP hidden dim.  V: vocabulary.
+- C: key/value slots of the Memorizing Transformer's memory.
+
+The two baselines of spec §12 share MELODI's field names where they mean
+the same thing: `TransformerXLConfig` and `MemorizingConfig`.
 """
 
 import dataclasses
@@ -111,3 +115,92 @@ class MelodiConfig:
   @property
   def windows_per_segment(self) -> int:
     return self.segment_length // self.window_length
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformerXLConfig:
+  """Sliding-window Transformer-XL (spec §12.3); defaults: base_memory2.gin."""
+  vocab_size: int  # V: embedding rows (token ids are taken modulo V).
+  num_layers: int  # Number of XL layers.
+  embed_dim: int  # E: width of the residual stream.
+  num_heads: int  # H: attention heads.
+  head_dim: int  # D: width of each head.
+  mlp_dim: int  # F: hidden width of the ReLU feed-forward block.
+  window_length: int = 512  # W: every token sees the W tokens before it.
+  segment_length: int = 4096  # T: tokens per call of `apply` (N = T / W).
+  ffn_bias: bool = True  # False: base_transformer.gin's bias-free FFN.
+  dropout_rate: float = 0.05  # Pre-attention, post-FFN and final dropout.
+  attention_dropout_rate: float = 0.05  # Dropout on attention weights.
+  dtype: str = "bfloat16"  # Compute dtype; parameters stay float32.
+  # False: meliad's "vanilla" transformer (seq_*_vanilla.gin): no cache, so
+  # a window attends only within itself and nothing is carried.
+  xl_cache: bool = True
+
+  def __post_init__(self):
+    _validate_sliding_window(self)
+    if not self.xl_cache and self.segment_length != self.window_length:
+      raise ValueError(
+          f"xl_cache=False with segment_length={self.segment_length} != "
+          f"window_length={self.window_length}: without a cache meliad "
+          "only runs one window per segment; set segment_length="
+          f"{self.window_length}.")
+
+  @property
+  def windows_per_segment(self) -> int:
+    return self.segment_length // self.window_length
+
+
+@dataclasses.dataclass(frozen=True)
+class MemorizingConfig:
+  """Memorizing Transformer, dense KV memory (spec §12.4; base_memory2.gin +
+  mem_densekv_64k.gin): XL layers plus one memory layer with its own weights.
+  """
+  vocab_size: int  # V: embedding rows (token ids are taken modulo V).
+  num_layers: int  # Number of XL layers (the memory layer is extra).
+  embed_dim: int  # E: width of the residual stream.
+  num_heads: int  # H: attention heads.
+  head_dim: int  # D: width of each head.
+  mlp_dim: int  # F: hidden width of every feed-forward block.
+  window_length: int = 512  # W: XL layers see the W tokens before a token.
+  segment_length: int = 4096  # T: tokens per call of `apply`.
+  ffn_bias: bool = True  # False: bias-free FFNs.
+  dropout_rate: float = 0.05  # Pre-attention, post-FFN and final dropout.
+  attention_dropout_rate: float = 0.05  # XL layers only (meliad never
+  #                                       applies it in the memory layer).
+  dtype: str = "bfloat16"  # Compute dtype; parameters stay float32.
+  memory_layer: int = 6  # The memory layer runs after this 0-based layer.
+  memory_size: int = 65536  # C: key/value slots, a multiple of T.
+  # The reference adds the memory layer's input twice (spec §11.14); True
+  # keeps only the layer's own residual.
+  single_residual: bool = False
+
+  def __post_init__(self):
+    _validate_sliding_window(self)
+    if (not isinstance(self.memory_layer, int) or
+        not 0 <= self.memory_layer < self.num_layers):
+      raise ValueError(
+          f"memory_layer={self.memory_layer} is out of range for num_layers="
+          f"{self.num_layers}; use 0..{self.num_layers - 1} (the memory "
+          "layer runs after that layer).")
+    _require_positive(self, ("memory_size",))
+    segments = max(1, self.memory_size // self.segment_length)
+    if self.memory_size % self.segment_length:
+      raise ValueError(
+          f"memory_size={self.memory_size} must be a positive multiple of "
+          f"segment_length={self.segment_length}: the reference writes "
+          "whole segments into its ring buffer; e.g. memory_size="
+          f"{segments * self.segment_length}.")
+
+  @property
+  def windows_per_segment(self) -> int:
+    return self.segment_length // self.window_length
+
+
+def _validate_sliding_window(cfg) -> None:
+  """Checks shared by both baselines' configs."""
+  _require_positive(cfg, ("vocab_size", "num_layers", "embed_dim",
+                          "num_heads", "head_dim", "mlp_dim",
+                          "window_length", "segment_length"))
+  _require_windows(cfg.segment_length, cfg.window_length)
+  _require_rate(cfg, ("dropout_rate", "attention_dropout_rate"))
+  _require_dtype(cfg.dtype)

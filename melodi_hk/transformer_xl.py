@@ -1,0 +1,203 @@
+"""Transformer-XL with a sliding window, meliad's baseline (spec §12.3).
+
+Glossary of shapes:
+- B: batch.  T: segment length.  W: window length.  N = T / W windows.
+- E: width.  H: heads.  D: head dim.  F: MLP hidden dim.  V: vocabulary.
+
+Every token attends to exactly the W tokens strictly before it, crossing
+window and segment boundaries: window k's keys are [window k-1 ; window k],
+and window 0's "previous window" is a per-layer cache of the last window's
+keys and values from the previous segment (`XLCache`), the explicit memory.
+Windows are independent given their keys, so they run in parallel with the
+windows folded into the batch axis, as meliad's vmap; this also makes the
+attention-dropout mask shared by the batch and all windows, as meliad's.
+"""
+
+from typing import NamedTuple
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
+
+from melodi_hk import attention
+from melodi_hk import config as config_lib
+from melodi_hk import memory as memory_lib
+from melodi_hk import model as model_lib
+from melodi_hk import nn
+
+STACK_NAME = "transformer_xl"  # Our module path of the stack.
+
+
+class XLCache(NamedTuple):
+  keys: jax.Array  # [B, W, H, D] unit-norm keys of the last window.
+  values: jax.Array  # [B, W, H, D] values of the last window.
+
+
+class XLMemory(NamedTuple):
+  caches: tuple[XLCache, ...]  # One per layer; () when xl_cache=False.
+
+
+def init_caches(cfg, batch_size: int) -> tuple[XLCache, ...]:
+  """Zero caches, one per layer, each [B, W, H, D] in the compute dtype.
+
+  None (an empty tuple) for a TransformerXLConfig with xl_cache=False.
+  """
+  if not isinstance(batch_size, int) or batch_size <= 0:
+    raise ValueError(f"batch_size={batch_size} must be a positive integer.")
+  shape = (batch_size, cfg.window_length, cfg.num_heads, cfg.head_dim)
+  num_caches = cfg.num_layers if getattr(cfg, "xl_cache", True) else 0
+  return tuple(XLCache(jnp.zeros(shape, cfg.dtype), jnp.zeros(shape, cfg.dtype))
+               for _ in range(num_caches))
+
+
+class PreNormBlock(hk.Module):
+  """Q/K/V attention module and the residual FFN shared by both baselines."""
+
+  def __init__(self, cfg, name=None):
+    super().__init__(name=name)
+    self.cfg = cfg
+    self.attention = attention.Attention(cfg.num_heads, cfg.head_dim,
+                                         cfg.embed_dim, cfg.dropout_rate)
+    self.pre_ffn_norm = nn.RMSNorm(name="pre_ffn_norm")
+    self.ffn = nn.FeedForward(cfg.mlp_dim, cfg.embed_dim, cfg.ffn_bias,
+                              name="ffn")
+
+  def residual(self, x: jax.Array, heads: jax.Array,
+               is_training: bool) -> jax.Array:
+    """x [B, T, E] plus attention heads [B, T, H, D], then the FFN block."""
+    y = x + self.attention.output(heads)  # [B, T, E]
+    ffn = self.ffn(self.pre_ffn_norm(y))  # [B, T, E]
+    return y + nn.tiled_dropout(ffn, self.cfg.dropout_rate, is_training)
+
+
+def _windows(x: jax.Array, window: int) -> jax.Array:
+  """[B, T, ...] -> [B, N, W, ...]."""
+  return x.reshape((x.shape[0], -1, window) + x.shape[2:])
+
+
+def _with_previous(blocks: jax.Array, previous: jax.Array) -> jax.Array:
+  """Prepends to each window the one before it.
+
+  Args:
+    blocks: [B, N, W, ...] windows of one segment.
+    previous: [B, W, ...] what stands before window 0 (the cache).
+
+  Returns:
+    [B, N, 2W, ...].
+  """
+  shifted = jnp.concatenate([previous[:, None], blocks[:, :-1]], axis=1)
+  return jnp.concatenate([shifted, blocks], axis=2)
+
+
+class XLLayer(PreNormBlock):
+  """One pre-norm layer with sliding-window attention and a T5 bias."""
+
+  def __init__(self, cfg, name=None):
+    super().__init__(cfg, name=name)
+    self.position_bias = attention.RelativePositionBias(cfg.num_heads)
+
+  def __call__(self, x: jax.Array, cache: XLCache | None, is_training: bool):
+    """x [B, T, E] and the cache -> (z [B, T, E], new cache or None)."""
+    w = self.cfg.window_length
+    # keys, values, queries: [B, T, H, D] each.
+    keys, values, queries = self.attention.keys_values_queries(x, is_training)
+    k_win, v_win = _windows(keys, w), _windows(values, w)  # [B, N, W, H, D]
+    if cache is None:  # One window attending within itself (T == W).
+      distance, mask = attention.causal_layout(0, w)
+    else:
+      k_win = _with_previous(k_win, cache.keys)  # [B, N, 2W, H, D]
+      v_win = _with_previous(v_win, cache.values)
+      distance, mask = attention.causal_layout(w, w)  # query i at W + i
+      mask &= distance <= w  # exactly the W strictly-earlier tokens
+    fold = lambda a: a.reshape((-1,) + a.shape[2:])  # [B*N, ...]
+    heads = attention.attend(  # [B*N, W, H, D]
+        fold(_windows(queries, w)), fold(k_win), fold(v_win),
+        self.attention.scale(), bias=self.position_bias(distance), mask=mask,
+        dropout_rate=self.cfg.attention_dropout_rate, is_training=is_training)
+    z = self.residual(x, heads.reshape(queries.shape), is_training)
+    new_cache = None if cache is None else XLCache(keys[:, -w:],
+                                                   values[:, -w:])
+    return z, new_cache
+
+
+class XLStack(hk.Module):
+  """Embedding, XL layers and the tied output head (spec §12.3, "Stack")."""
+
+  def __init__(self, cfg, name: str = STACK_NAME):
+    super().__init__(name=name)
+    self.cfg = cfg
+    self.layers = [XLLayer(cfg, name=f"layer_{l}")
+                   for l in range(cfg.num_layers)]
+    self.final_norm = nn.RMSNorm(name="final_norm")
+
+  def embed(self, tokens: jax.Array) -> jax.Array:  # int[B, T] -> [B, T, E]
+    return self._embedding()[tokens % self.cfg.vocab_size]
+
+  def head(self, x: jax.Array, is_training: bool) -> jax.Array:
+    """x [B, T, E] -> float32 logits [B, T, V] (tied, divided by sqrt(E))."""
+    ys = nn.tiled_dropout(self.final_norm(x), self.cfg.dropout_rate,
+                          is_training)
+    logits = jnp.einsum("bte,ve->btv", ys, self._embedding().astype(ys.dtype),
+                        preferred_element_type=jnp.float32)
+    return logits / jnp.sqrt(float(self.cfg.embed_dim))
+
+  def __call__(self, tokens, caches: tuple[XLCache, ...], is_training: bool):
+    """tokens int[B, T] -> (logits [B, T, V], new caches)."""
+    x = self.embed(tokens)  # [B, T, E]
+    new_caches = []
+    for l, layer in enumerate(self.layers):
+      x, cache = layer(x, caches[l] if caches else None, is_training)
+      new_caches.append(cache)
+    return self.head(x, is_training), tuple(new_caches) if caches else ()
+
+  def _embedding(self) -> jax.Array:  # [V, E] in the compute dtype
+    return hk.get_parameter(
+        "embedding", [self.cfg.vocab_size, self.cfg.embed_dim], jnp.float32,
+        init=hk.initializers.RandomNormal(1.0)).astype(self.cfg.dtype)
+
+
+def build(cfg: config_lib.TransformerXLConfig) -> model_lib.Model:
+  """Transformer-XL's pure functions for `cfg` (see `model.Model`)."""
+  transformed = hk.transform(
+      lambda tokens, caches, is_training: XLStack(cfg)(tokens, caches,
+                                                       is_training))
+
+  def init_memory(batch_size: int) -> XLMemory:
+    return XLMemory(init_caches(cfg, batch_size))
+
+  def init(rng: jax.Array) -> hk.Params:
+    tokens = jnp.ones((1, cfg.window_length), jnp.int32)
+    return transformed.init(rng, tokens, init_memory(1).caches, False)
+
+  def apply(params, memory, tokens, start_of_sequence, rng=None,
+            is_training=False):
+    """One segment: tokens int32[B, T], sos bool[B] -> logits [B, T, V], memory.
+
+    T may be any multiple of W up to segment_length; the memory passed in
+    is a constant (no gradient across segments).
+    """
+    memory = memory_lib.reset(
+        checked_memory(cfg, memory, tokens, start_of_sequence, init_memory,
+                       rng, is_training), start_of_sequence)
+    logits, caches = transformed.apply(params, rng, tokens, memory.caches,
+                                       is_training)
+    return logits, XLMemory(caches)
+
+  return model_lib.Model(init, init_memory, apply)
+
+
+def checked_memory(cfg, memory, tokens, start_of_sequence, init_memory, rng,
+                   is_training):
+  """Validates `apply`'s inputs; returns the memory as a constant.
+
+  The stop_gradient keeps gradients from crossing segment boundaries, as
+  meliad's state collection does.
+  """
+  model_lib.check_inputs(tokens, start_of_sequence, cfg.window_length,
+                         cfg.segment_length)
+  batch = tokens.shape[0]
+  memory_lib.check_memory(memory, jax.eval_shape(lambda: init_memory(batch)),
+                          batch)
+  if is_training and rng is None:
+    raise ValueError("is_training=True needs an rng for dropout.")
+  return jax.lax.stop_gradient(memory)
