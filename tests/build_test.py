@@ -48,19 +48,19 @@ def module_file(module: str) -> str | None:
 
 
 def imported_files(path: str) -> set[str]:
-  """Repository files imported by `path` (`from pkg import mod` included)."""
+  """Repository files whose targets `path` must depend on."""
   found = set()
   for node in ast.walk(ast.parse((_ROOT / path).read_text())):
     if isinstance(node, ast.Import):
-      names = [alias.name for alias in node.names]
+      files = [module_file(alias.name) for alias in node.names]
     elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-      names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+      # `from pkg import mod` needs mod's target; `from pkg import name`
+      # needs the target of pkg/__init__.py.
+      files = [module_file(f"{node.module}.{a.name}") or
+               module_file(node.module) for a in node.names]
     else:
       continue
-    for name in names:
-      target = module_file(name)
-      if target and target != path:
-        found.add(target)
+    found.update(f for f in files if f and f != path)
   return found
 
 
@@ -99,7 +99,7 @@ class BuildTest(absltest.TestCase):
     targets = load_targets()
     missing = [f"{name} -> {dep}" for name, t in targets.items()
                for dep in t["deps"]
-               if not dep.startswith("# pip:") and dep.lstrip(":") not in targets]
+               if dep.lstrip(":") not in targets]
     self.assertEqual(missing, [])
 
 
