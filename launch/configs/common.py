@@ -1,0 +1,44 @@
+"""Defaults shared by every launch config: data, optimiser, schedule, cadence.
+
+Glossary of shapes:
+- B: `batch_size`, global batch rows (all hosts and devices together).
+- T: `model.segment_length`, tokens per row per step.
+
+A config file builds on `base_config()` and sets `model_name` and `model`
+(the fields of that model's dataclass, see launch/experiment.py).
+"""
+
+import dataclasses
+
+import ml_collections
+from ml_collections import config_dict
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """The paper's training set-up (spec §1.1) on the offline synthetic data."""
+  config = ml_collections.ConfigDict()
+  config.model_name = "melodi"  # Key of experiment.MODEL_CLASSES.
+  config.model = ml_collections.ConfigDict()  # Fields of the model dataclass.
+  config.data = ml_collections.ConfigDict(dict(
+      corpus="synthetic",  # synthetic | pg19 | c4_4k | local:<name>.
+      tokenizer="bytes",  # bytes | spm | t5 (the latter two need vocab_path).
+      vocab_path=config_dict.placeholder(str),  # SentencePiece .model file.
+      data_dir=config_dict.placeholder(str),  # TFDS data_dir for real corpora.
+      eval_split="validation",  # What launch/eval.py reads by default.
+  ))
+  config.batch_size = 32  # B: 32 TPU cores x 1 row each, as the paper.
+  config.eval_batch_size = 32  # Rows streaming documents in launch/eval.py.
+  config.num_steps = 500_000  # Also the length of the cosine decay.
+  config.optimizer = ml_collections.ConfigDict(dict(
+      warmup_steps=1000, max_lr=0.01, min_lr=0.001, decay_rate=0.8,
+      momentum=0.9))
+  config.seed = 0  # Parameters, dropout and the shuffled document order.
+  config.log_every = 100  # Console line and TensorBoard scalars.
+  config.checkpoint_every = 1000
+  config.keep_checkpoints = 3
+  return config
+
+
+def model_fields(model_cfg) -> ml_collections.ConfigDict:
+  """A model dataclass (e.g. from melodi_hk.presets) as `config.model`."""
+  return ml_collections.ConfigDict(dataclasses.asdict(model_cfg))

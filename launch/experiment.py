@@ -1,0 +1,90 @@
+"""From a run's ConfigDict to what it needs: model config, optimiser, data.
+
+Glossary of shapes:
+- B: global batch rows (`config.batch_size`).  H: hosts (processes).
+- D: local devices of one host.  R = B / H rows read by one host.
+- T: segment length.
+
+Every launch config (see `launch/configs/`) has the same top-level fields:
+`model_name` picks the model family, `model` holds the fields of its
+dataclass, `data` names the corpus and tokenizer, `optimizer` the schedule.
+This module is the one place that turns those into library objects; the
+library itself never sees a ConfigDict or a flag.
+"""
+
+import dataclasses
+
+import melodi_hk
+import ml_collections
+
+from data import pipeline
+from data import stream as stream_lib
+from data import tokenizers
+from launch import train_lib
+
+
+# `config.model_name` -> the dataclass that `config.model` fills in.
+MODEL_CLASSES = {"melodi": melodi_hk.MelodiConfig,
+                 "transformer_xl": melodi_hk.TransformerXLConfig,
+                 "memorizing": melodi_hk.MemorizingConfig}
+
+
+def model_config(config: ml_collections.ConfigDict):
+  """The model dataclass named by `config.model_name`, from `config.model`."""
+  if config.model_name not in MODEL_CLASSES:
+    raise ValueError(f"config.model_name={config.model_name!r} is not one of "
+                     f"{sorted(MODEL_CLASSES)}.")
+  cls = MODEL_CLASSES[config.model_name]
+  valid = [field.name for field in dataclasses.fields(cls)]
+  unknown = sorted(set(config.model.keys()) - set(valid))
+  if unknown:
+    raise ValueError(f"config.model has field(s) {unknown} that "
+                     f"{cls.__name__} does not know; valid fields: {valid}.")
+  return cls(**config.model.to_dict())
+
+
+def optimizer_config(config: ml_collections.ConfigDict
+                     ) -> train_lib.OptimizerConfig:
+  return train_lib.OptimizerConfig(num_steps=config.num_steps,
+                                   **config.optimizer.to_dict())
+
+
+def host_rows(batch_size: int, local_devices: int, processes: int) -> int:
+  """R: the rows this host reads; each of its D devices gets R / D of them."""
+  devices = local_devices * processes
+  if batch_size % devices:
+    raise ValueError(
+        f"config.batch_size={batch_size} cannot be split over {processes} "
+        f"host(s) x {local_devices} device(s); use a multiple of {devices}, "
+        f"e.g. --config.batch_size={max(1, batch_size // devices) * devices}.")
+  return batch_size // processes
+
+
+def check_vocabulary(config: ml_collections.ConfigDict) -> None:
+  """ValueError if the tokenizer emits ids the embedding has no row for."""
+  if config.data.tokenizer in ("spm", "t5") and not config.data.vocab_path:
+    raise ValueError(
+        f"config.data.tokenizer={config.data.tokenizer!r} needs "
+        "--config.data.vocab_path=<SentencePiece .model>; T5's is "
+        "gs://t5-data/vocabs/cc_all.32000/sentencepiece.model.")
+  tokenizer = tokenizers.get_tokenizer(config.data.tokenizer,
+                                       config.data.vocab_path)
+  if tokenizer.vocab_size > config.model.vocab_size:
+    raise ValueError(
+        f"Tokenizer {config.data.tokenizer!r} emits {tokenizer.vocab_size} "
+        f"ids but config.model.vocab_size={config.model.vocab_size}; set "
+        f"--config.model.vocab_size={tokenizer.embedding_rows}.")
+
+
+def make_stream(config: ml_collections.ConfigDict, split: str, *, rows: int,
+                devices: int, process_index: int = 0, process_count: int = 1,
+                training: bool) -> stream_lib.SegmentStream:
+  """This host's segment stream of `split` with `rows` rows over `devices`."""
+  data = config.data
+  return pipeline.make_stream(
+      data.corpus, split, data_dir=data.data_dir, tokenizer=data.tokenizer,
+      vocab_path=data.vocab_path, rows=rows,
+      segment_length=config.model.segment_length,
+      window_length=config.model.window_length, seed=config.seed,
+      process_index=process_index, process_count=process_count,
+      devices=devices, training=training)

@@ -1,0 +1,49 @@
+r"""Trains a long-context LM (MELODI or a baseline) from a config file.
+
+Glossary of shapes:
+- B: `config.batch_size` global rows.  D: local devices (pmap).
+- T: `config.model.segment_length` tokens per row and step.
+
+Tiny MELODI on the offline synthetic corpus, on CPU, in a few minutes:
+
+  python -m launch.train --config=launch/configs/tiny.py \
+      --workdir=/tmp/melodi_tiny
+
+Any config field can be overridden, e.g. `--config.model.num_layers=3`.
+Rerunning the same command continues from the latest checkpoint in
+--workdir (exactly as if never interrupted); SIGTERM saves and stops.
+"""
+
+from absl import app
+from absl import flags
+import jax
+from ml_collections import config_flags
+
+from launch import metrics
+from launch import trainer
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "A launch/configs/*.py file; override fields with "
+    "--config.<field>=<value>.", lock_config=True)
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "Checkpoints, config.json and TensorBoard logs; "
+    "training resumes from the latest checkpoint here.", required=True)
+_MULTIHOST = flags.DEFINE_bool(
+    "multihost", False, "Call jax.distributed.initialize() first (TPU pods, "
+    "multi-host GPU); each host then feeds its own batch rows.")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}.")
+  metrics.quiet_orbax_logs()
+  if _MULTIHOST.value:
+    jax.distributed.initialize()
+  trainer.train(_CONFIG.value, _WORKDIR.value,
+                process_index=jax.process_index(),
+                process_count=jax.process_count())
+
+
+if __name__ == "__main__":
+  flags.mark_flag_as_required("config")
+  app.run(main)
