@@ -168,19 +168,6 @@ class SegmentStream:
                        "saved settings or start without the state.")
 
 
-def targets_and_mask(tokens: np.ndarray,
-                     loss_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-  """meliad's within-segment targets int32[R, T] and loss mask bool[R, T].
-
-  Position t predicts token t+1 of the same segment; the last position has
-  target 0.  Padding (id 0) is neither a context for the loss nor predicted,
-  so a full segment yields T - 1 predictions.
-  """
-  targets = np.pad(tokens[:, 1:], ((0, 0), (0, 1)))  # [R, T]
-  shifted_mask = np.pad(loss_mask[:, 1:], ((0, 0), (0, 1)))  # [R, T]
-  return targets, (tokens > 0) & (targets > 0) & shifted_mask
-
-
 def _check_shard(num_documents: int, shard_index: int, num_shards: int):
   if not 0 <= shard_index < num_shards:
     raise ValueError(f"Shard index {shard_index} must be in [0, {num_shards}); "
