@@ -63,6 +63,9 @@ class MelodiConfig:
   dropout_rate: float = 0.05  # Pre-attention, post-FFN and final dropout.
   attention_dropout_rate: float = 0.05  # Dropout on attention weights.
   dtype: str = "bfloat16"  # Compute dtype; parameters stay float32.
+  # Improvement, off by default: hide never-written (all-zero) long-memory
+  # slots from cross-attention instead of letting them dilute it (spec §11.2).
+  mask_unwritten_long_memory: bool = False
 
   def __post_init__(self):
     object.__setattr__(self, "long_term_layers",

@@ -109,10 +109,17 @@ class MelodiLayer(hk.Module):
         dropout_rate=self.cfg.attention_dropout_rate, is_training=is_training)
 
   def _cross_attention(self, queries, long, is_training):
-    # No position bias and no mask: never-written (zero) slots take part with
-    # score 0, as in the reference (spec §11.2).
+    # No position bias and, as in the reference, no mask: never-written
+    # (zero) slots take part with score 0 (spec §11.2) unless the config
+    # asks to hide them; an all-hidden row then outputs 0, as the reference
+    # does for an empty memory.
+    mask = None
+    if self.cfg.mask_unwritten_long_memory:
+      written = jnp.any(long.tokens != 0, axis=-1)  # [B, L]
+      mask = jnp.broadcast_to(written[:, None, :], (
+          written.shape[0], queries.shape[1], written.shape[1]))  # [B, W+S, L]
     return attention.attend(
-        queries, long.keys, long.values, self.attention.scale(),
+        queries, long.keys, long.values, self.attention.scale(), mask=mask,
         dropout_rate=self.cfg.attention_dropout_rate, is_training=is_training)
 
   def _gate(self, self_att, cross_att):  # [B, W+S, H, D] each
