@@ -26,6 +26,12 @@ class ReadmeTest(absltest.TestCase):
     self.assertEqual(scope["logits"].shape, (2, 128, 260))
     self.assertGreater(float(scope["loss"]), 0.0)
 
+  def test_presets_example_runs(self):
+    scope = {}
+    exec(fenced_block("Baselines, presets and the memory claim", "python"),  # pylint: disable=exec-used
+         scope)
+    self.assertEqual(scope["cfg"].segment_length, scope["cfg"].window_length)
+
   def test_ci_runs_the_readme_commands(self):
     setup, test = fenced_block("Set-up and tests", "sh").strip().splitlines()
     ci = (_ROOT / ".ci" / "run").read_text().splitlines()
