@@ -96,6 +96,9 @@ class MelodiLayer(hk.Module):
 
   def _self_attention(self, x, u, short, is_training):
     """Queries [B, W+S, H, D] and their attention over [short ; x ; u]."""
+    # One projection (and, in training, one tiled dropout mask) covers the
+    # memory and the window; meliad draws separate masks, which only changes
+    # which random units are dropped.
     seq = jnp.concatenate([short.tokens, x, u], axis=1)  # [B, M+W+S, E]
     keys, values, queries = self.attention.keys_values_queries(seq,
                                                                is_training)
