@@ -78,3 +78,12 @@ def replay_errors(name: str) -> dict:
     for path, ours in state.items():
       errors[k, path] = relative_error(ours, g[f"seg{k}/state/{path}"])
   return errors
+
+
+def assert_causal(model, params, tokens, sos, t: int) -> None:
+  """Changing token t changes no logit before t, and some logit from t on."""
+  memory = model.init_memory(tokens.shape[0])
+  before, _ = model.apply(params, memory, tokens, sos)
+  after, _ = model.apply(params, memory, tokens.at[:, t].add(1), sos)
+  np.testing.assert_array_equal(before[:, :t], after[:, :t])
+  assert np.abs(before[:, t:] - after[:, t:]).max() > 1e-4
