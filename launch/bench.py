@@ -70,8 +70,9 @@ def training_flops(cfg: melodi_hk.MelodiConfig, batch: int) -> float:
   e, hd, w = cfg.embed_dim, cfg.num_heads * cfg.head_dim, cfg.window_length
   m, s, f = cfg.short_term_memory_size, cfg.summary_size, cfg.mlp_dim
   q, k = w + s, m + w + s  # Queries and keys per window.
-  layer = (2 * k * e * 3 * hd + 4 * q * k * hd + 2 * q * hd * e
-           + 4 * q * e * f + 2 * q * (s + m) * e)
+  layer = (2 * k * e * 2 * hd + 2 * q * e * hd  # K, V of all keys; Q.
+           + 4 * q * k * hd + 2 * q * hd * e  # Scores, weighted sum, output.
+           + 4 * q * e * f + 2 * q * (s + m) * e)  # FFN, token mixings.
   long_layer = (4 * q * cfg.long_term_memory_size * hd
                 + 2 * q * cfg.long_term_memory_increment * e
                 + 4 * cfg.long_term_memory_increment * e * hd)

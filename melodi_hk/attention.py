@@ -134,11 +134,16 @@ class Attention(hk.Module):
     zn = self._normed(z, is_training)
     return _unit(self._heads(self.key(zn))), self._heads(self.value(zn))
 
-  def keys_values_queries(self, z: jax.Array, is_training: bool):
-    """[B, n, E] -> keys, values, queries, each [B, n, H, D]."""
+  def keys_values_queries(self, z: jax.Array, is_training: bool,
+                          first_query: int = 0):
+    """[B, n, E] -> keys, values [B, n, H, D], queries [B, n-first_query, H, D].
+
+    Tokens before `first_query` (e.g. memory slots) only serve as keys and
+    values, so their queries are not computed.
+    """
     zn = self._normed(z, is_training)
     return (_unit(self._heads(self.key(zn))), self._heads(self.value(zn)),
-            _unit(self._heads(self.query(zn))))
+            _unit(self._heads(self.query(zn[:, first_query:]))))
 
   def scale(self) -> jax.Array:  # [H]
     return jnp.abs(hk.get_parameter("scale", [self.num_heads], jnp.float32,

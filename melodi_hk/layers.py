@@ -100,12 +100,11 @@ class MelodiLayer(hk.Module):
     # memory and the window; meliad draws separate masks, which only changes
     # which random units are dropped.
     seq = jnp.concatenate([short.tokens, x, u], axis=1)  # [B, M+W+S, E]
-    keys, values, queries = self.attention.keys_values_queries(seq,
-                                                               is_training)
     num_memory = short.tokens.shape[1]
+    keys, values, queries = self.attention.keys_values_queries(
+        seq, is_training, first_query=num_memory)  # queries [B, W+S, H, D]
     distance, mask = attention.causal_layout(num_memory,
                                              seq.shape[1] - num_memory)
-    queries = queries[:, num_memory:]  # [B, W+S, H, D]
     return queries, attention.attend(
         queries, keys, values, self.attention.scale(),
         bias=self.position_bias(distance), mask=mask,
