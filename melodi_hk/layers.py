@@ -73,7 +73,7 @@ class MelodiLayer(hk.Module):
 
   def long_term_cache(self, long: memory_lib.LongTermMemory,
                       is_training: bool) -> memory_lib.LongTermCache:
-    """Projects a long memory once per segment: [B, L, E] -> K/V [B, L, H, D]."""
+    """Projects a long memory once per segment: [B, L, E] -> [B, L, H, D]."""
     keys, values = self.attention.keys_values(long.tokens, is_training)
     return memory_lib.LongTermCache(long.tokens, keys, values)
 

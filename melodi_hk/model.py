@@ -89,7 +89,7 @@ class Model(NamedTuple):
 
 def check_inputs(tokens, start_of_sequence, window_length: int,
                  segment_length: int) -> None:
-  """ValueError unless tokens are int[B, T] (T = k*W <= segment) and sos bool[B]."""
+  """ValueError unless tokens are int[B, T], T = k*W <= segment; sos bool[B]."""
   shape = getattr(tokens, "shape", None)
   if shape is None or len(shape) != 2:
     raise ValueError(f"tokens must be int32[B, T]; got shape {shape}.")
@@ -179,8 +179,9 @@ def build(cfg: config_lib.MelodiConfig) -> Model:
     """
     check_inputs(tokens, start_of_sequence, cfg.window_length,
                  cfg.segment_length)
+    batch = tokens.shape[0]
     memory_lib.check_memory(
-        memory, jax.eval_shape(lambda: init_memory(tokens.shape[0])), tokens.shape[0])
+        memory, jax.eval_shape(lambda: init_memory(batch)), batch)
     if is_training and rng is None:
       raise ValueError("is_training=True needs an rng for dropout.")
     memory = memory_lib.reset(jax.lax.stop_gradient(memory), start_of_sequence)

@@ -23,7 +23,8 @@ def load_targets() -> dict[str, dict]:
       raise ValueError(f"BUILD defines target {name!r} twice.")
     targets[name] = dict(srcs=list(srcs), deps=list(deps))
 
-  exec(compile((_ROOT / "BUILD").read_text(), "BUILD", "exec"),  # pylint: disable=exec-used
+  build = compile((_ROOT / "BUILD").read_text(), "BUILD", "exec")
+  exec(build,  # pylint: disable=exec-used
        dict(py_library=rule, py_binary=rule, py_test=rule,
             glob=lambda patterns: sorted(
                 str(p.relative_to(_ROOT)) for pattern in patterns

@@ -185,9 +185,9 @@ class BFloat16Test(absltest.TestCase):
       model = melodi_hk.build(c)
       memory, apply = model.init_memory(2), jax.jit(model.apply)
       for k in (1, 2, 3):
-        logits, memory = apply(params, memory,
-                                     jnp.asarray(g[f"seg{k}/input_tokens"]),
-                                     jnp.asarray(g[f"seg{k}/start_of_sequence"]))
+        tokens = jnp.asarray(g[f"seg{k}/input_tokens"])
+        sos = jnp.asarray(g[f"seg{k}/start_of_sequence"])
+        logits, memory = apply(params, memory, tokens, sos)
       outputs[c.dtype] = (logits, memory)
     logits16, memory16 = outputs["bfloat16"]
     self.assertEqual(logits16.dtype, jnp.float32)

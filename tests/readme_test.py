@@ -22,14 +22,15 @@ class ReadmeTest(absltest.TestCase):
 
   def test_api_example_runs(self):
     scope = {}
-    exec(fenced_block("The pure API", "python"), scope)  # pylint: disable=exec-used
+    example = fenced_block("The pure API", "python")
+    exec(example, scope)  # pylint: disable=exec-used
     self.assertEqual(scope["logits"].shape, (2, 128, 260))
     self.assertGreater(float(scope["loss"]), 0.0)
 
   def test_presets_example_runs(self):
     scope = {}
-    exec(fenced_block("Baselines, presets and the memory claim", "python"),  # pylint: disable=exec-used
-         scope)
+    example = fenced_block("Baselines, presets and the memory claim", "python")
+    exec(example, scope)  # pylint: disable=exec-used
     self.assertEqual(scope["cfg"].segment_length, scope["cfg"].window_length)
 
   def test_ci_runs_the_readme_commands(self):
