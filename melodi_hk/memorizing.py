@@ -159,7 +159,7 @@ def build(cfg: config_lib.MemorizingConfig) -> model_lib.Model:
 
     T must equal segment_length: the ring buffer holds whole segments.
     """
-    memory = transformer_xl.checked_memory(
+    memory = model_lib.checked_memory(
         cfg, memory, tokens, start_of_sequence, memory_fn, rng, is_training)
     if tokens.shape[1] != cfg.segment_length:
       raise ValueError(

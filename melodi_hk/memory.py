@@ -38,10 +38,14 @@ class LongTermCache(NamedTuple):
   values: jax.Array  # [B, L, H, D] values of `tokens`.
 
 
-def init_memory(cfg: config_lib.MelodiConfig, batch_size: int) -> MelodiMemory:
-  """The zero memory every document starts from (compute dtype)."""
+def check_batch_size(batch_size) -> None:
   if not isinstance(batch_size, int) or batch_size <= 0:
     raise ValueError(f"batch_size={batch_size} must be a positive integer.")
+
+
+def init_memory(cfg: config_lib.MelodiConfig, batch_size: int) -> MelodiMemory:
+  """The zero memory every document starts from (compute dtype)."""
+  check_batch_size(batch_size)
   zeros = lambda n: jnp.zeros((batch_size, n, cfg.embed_dim), cfg.dtype)
   return MelodiMemory(
       short=tuple(ShortTermMemory(zeros(cfg.short_term_memory_size))

@@ -107,6 +107,35 @@ def check_inputs(tokens, start_of_sequence, window_length: int,
                      f"flag per batch row); got shape {sos_shape}.")
 
 
+def checked_memory(cfg, memory, tokens, start_of_sequence, init_memory, rng,
+                   is_training):
+  """Validates `apply`'s inputs; returns the memory as a constant.
+
+  Shared by every model family. The stop_gradient keeps gradients from
+  crossing segment boundaries, as meliad's state collection does.
+
+  Args:
+    cfg: the model config (window_length, segment_length).
+    memory: the memory given to `apply`.
+    tokens: int32[B, T].
+    start_of_sequence: bool[B].
+    init_memory: (batch_size) -> the zero memory of this config.
+    rng: the dropout key or None.
+    is_training: whether dropout is on.
+
+  Returns:
+    `memory` under stop_gradient.
+  """
+  check_inputs(tokens, start_of_sequence, cfg.window_length,
+               cfg.segment_length)
+  batch = tokens.shape[0]
+  memory_lib.check_memory(memory, jax.eval_shape(lambda: init_memory(batch)),
+                          batch)
+  if is_training and rng is None:
+    raise ValueError("is_training=True needs an rng for dropout.")
+  return jax.lax.stop_gradient(memory)
+
+
 def unroll(window_step: Callable, carry, tokens: jax.Array, window_length: int,
            rng: jax.Array | None):
   """Runs `window_step` over the windows of `tokens` with one lax.scan.
@@ -177,14 +206,9 @@ def build(cfg: config_lib.MelodiConfig) -> Model:
     The memory passed in is a constant (no gradient across segments);
     inside the segment gradients flow through every carried memory.
     """
-    check_inputs(tokens, start_of_sequence, cfg.window_length,
-                 cfg.segment_length)
-    batch = tokens.shape[0]
-    memory_lib.check_memory(
-        memory, jax.eval_shape(lambda: init_memory(batch)), batch)
-    if is_training and rng is None:
-      raise ValueError("is_training=True needs an rng for dropout.")
-    memory = memory_lib.reset(jax.lax.stop_gradient(memory), start_of_sequence)
+    memory = memory_lib.reset(
+        checked_memory(cfg, memory, tokens, start_of_sequence, init_memory,
+                       rng, is_training), start_of_sequence)
     begin_rng, step_rng = (None, None) if rng is None else jax.random.split(rng)
     carry = begin_apply(params, begin_rng, memory, is_training)
     step = lambda c, t, r: step_apply(params, r, c, t, is_training)

@@ -42,8 +42,7 @@ def init_caches(cfg, batch_size: int) -> tuple[XLCache, ...]:
 
   None (an empty tuple) for a TransformerXLConfig with xl_cache=False.
   """
-  if not isinstance(batch_size, int) or batch_size <= 0:
-    raise ValueError(f"batch_size={batch_size} must be a positive integer.")
+  memory_lib.check_batch_size(batch_size)
   shape = (batch_size, cfg.window_length, cfg.num_heads, cfg.head_dim)
   num_caches = cfg.num_layers if getattr(cfg, "xl_cache", True) else 0
   return tuple(XLCache(jnp.zeros(shape, cfg.dtype), jnp.zeros(shape, cfg.dtype))
@@ -177,27 +176,10 @@ def build(cfg: config_lib.TransformerXLConfig) -> model_lib.Model:
     is a constant (no gradient across segments).
     """
     memory = memory_lib.reset(
-        checked_memory(cfg, memory, tokens, start_of_sequence, init_memory,
+        model_lib.checked_memory(cfg, memory, tokens, start_of_sequence, init_memory,
                        rng, is_training), start_of_sequence)
     logits, caches = transformed.apply(params, rng, tokens, memory.caches,
                                        is_training)
     return logits, XLMemory(caches)
 
   return model_lib.Model(init, init_memory, apply)
-
-
-def checked_memory(cfg, memory, tokens, start_of_sequence, init_memory, rng,
-                   is_training):
-  """Validates `apply`'s inputs; returns the memory as a constant.
-
-  The stop_gradient keeps gradients from crossing segment boundaries, as
-  meliad's state collection does.
-  """
-  model_lib.check_inputs(tokens, start_of_sequence, cfg.window_length,
-                         cfg.segment_length)
-  batch = tokens.shape[0]
-  memory_lib.check_memory(memory, jax.eval_shape(lambda: init_memory(batch)),
-                          batch)
-  if is_training and rng is None:
-    raise ValueError("is_training=True needs an rng for dropout.")
-  return jax.lax.stop_gradient(memory)
