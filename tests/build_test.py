@@ -1,4 +1,4 @@
-"""BUILD stays honest: every .py file in exactly one target, imports declared.
+"""BUILD stays honest: every .py file in one target, deps equal to imports.
 
 BUILD is Starlark, which for our use is valid Python; it is evaluated with
 stand-ins for `py_library`, `py_binary` and `py_test` that record targets.
@@ -6,22 +6,26 @@ stand-ins for `py_library`, `py_binary` and `py_test` that record targets.
 
 import ast
 import pathlib
+import re
 
 from absl.testing import absltest
 
 _ROOT = pathlib.Path(__file__).resolve().parent.parent
 _PACKAGES = ("melodi_hk", "data", "launch", "tests")
 _SKIP_DIRS = {".venv", ".git", "__pycache__", ".pytest_cache"}
+# pytest loads conftest.py before any test without an import, so a dep on
+# its target is used though nothing imports it.
+_IMPLICIT = {"conftest.py"}
 
 
 def load_targets() -> dict[str, dict]:
-  """{target name: {"srcs": [...], "deps": [...]}} from the BUILD file."""
+  """{target name: {"srcs", "deps", "data": [...]}} from the BUILD file."""
   targets = {}
 
-  def rule(name, srcs=(), deps=(), **unused):
+  def rule(name, srcs=(), deps=(), data=(), **unused):
     if name in targets:
       raise ValueError(f"BUILD defines target {name!r} twice.")
-    targets[name] = dict(srcs=list(srcs), deps=list(deps))
+    targets[name] = dict(srcs=list(srcs), deps=list(deps), data=list(data))
 
   build = compile((_ROOT / "BUILD").read_text(), "BUILD", "exec")
   exec(build,  # pylint: disable=exec-used
@@ -49,9 +53,16 @@ def module_file(module: str) -> str | None:
 
 
 def imported_files(path: str) -> set[str]:
-  """Repository files whose targets `path` must depend on."""
+  """Repository files whose targets `path` must depend on.
+
+  A Markdown file counts by the imports of its ```python blocks, which a
+  test may run; `importlib.import_module(f"pkg.{name}")` counts as `pkg`.
+  """
+  text = (_ROOT / path).read_text()
+  if path.endswith(".md"):
+    text = "\n".join(re.findall(r"```python\n(.*?)```", text, re.S))
   found = set()
-  for node in ast.walk(ast.parse((_ROOT / path).read_text())):
+  for node in ast.walk(ast.parse(text)):
     if isinstance(node, ast.Import):
       files = [module_file(alias.name) for alias in node.names]
     elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
@@ -59,9 +70,31 @@ def imported_files(path: str) -> set[str]:
       # needs the target of pkg/__init__.py.
       files = [module_file(f"{node.module}.{a.name}") or
                module_file(node.module) for a in node.names]
+    elif _is_dynamic_import(node):
+      files = [module_file(node.args[0].values[0].value.rstrip("."))]
     else:
       continue
     found.update(f for f in files if f and f != path)
+  return found
+
+
+def _is_dynamic_import(node) -> bool:
+  """`import_module(f"pkg.{...}")`: a call with a constant module prefix."""
+  return (isinstance(node, ast.Call) and node.args and
+          getattr(node.func, "attr", getattr(node.func, "id", None)) ==
+          "import_module" and isinstance(node.args[0], ast.JoinedStr) and
+          isinstance(node.args[0].values[0], ast.Constant))
+
+
+def with_packages(files: set[str]) -> set[str]:
+  """`files` and the `__init__.py` of every package above them."""
+  found = set(files)
+  for f in files:
+    parts = pathlib.PurePath(f).parts[:-1]
+    for i in range(1, len(parts) + 1):
+      init = pathlib.PurePath(*parts[:i], "__init__.py")
+      if (_ROOT / init).exists():
+        found.add(str(init))
   return found
 
 
@@ -95,6 +128,23 @@ class BuildTest(absltest.TestCase):
                             f"(target :{owner.get(imported)}) but :{name} "
                             "does not depend on it")
     self.assertEqual(undeclared, [])
+
+  def test_every_declared_dep_is_imported(self):
+    targets = load_targets()
+    owner = {src: name for name, t in targets.items() for src in t["srcs"]}
+    unused = []
+    for name, target in targets.items():
+      # A module needs its own package, too.
+      used = {owner.get(f) for f in with_packages(target["srcs"])}
+      for path in target["srcs"] + target["data"]:
+        if path.endswith((".py", ".md")):
+          used.update(owner.get(f) for f in with_packages(imported_files(path)))
+      for dep in target["deps"]:
+        dep = dep.lstrip(":")
+        if dep not in used and not _IMPLICIT & set(targets[dep]["srcs"]):
+          unused.append(f":{name} depends on :{dep} but imports nothing "
+                        "of it")
+    self.assertEqual(unused, [])
 
   def test_deps_name_existing_targets(self):
     targets = load_targets()

@@ -1,46 +1,101 @@
 """Shared test helpers: golden files, the error measure, a tiny config.
 
-Glossary of shapes: B batch, T segment, W window, V vocabulary.
+Glossary of shapes: B batch, T segment, W window, V vocabulary, C memory
+slots, H heads, D head dim.
+
+Each golden (tests/testdata/*.npz, made by running meliad itself; see the
+.json sidecars and melodi_hk/README.md §14) holds parameters, three
+segments of tokens and flags, the logits, per-token losses and meliad's
+whole state after every segment.
 """
 
 import json
 import pathlib
 
+import jax.numpy as jnp
 import numpy as np
 
 import melodi_hk
 
 TESTDATA = pathlib.Path(__file__).parent / "testdata"
 BATCH, WINDOW, SEGMENT, VOCAB = 2, 8, 32, 50
+RTOL = 1e-5  # max |ours - reference| / max |reference|, per array.
 
 
 def load_golden(name: str):
-  """(MelodiConfig, npz arrays, meliad flat params) of one golden file."""
+  """(config, npz arrays, meliad flat params) of one golden file."""
   c = json.loads((TESTDATA / f"{name}.json").read_text())["config"]
-  long_layers = tuple(c["long_term_layer_indices"] or ())
-  cfg = melodi_hk.MelodiConfig(
+  fields = dict(
       vocab_size=c["vocab"], num_layers=c["num_layers"],
       embed_dim=c["embed_dim"], num_heads=c["num_heads"],
       head_dim=c["head_dim"], mlp_dim=c["mlp_dim"],
       window_length=c["window_length"], segment_length=c["segment_length"],
-      short_term_memory_size=c["short_term_memory_size"],
-      summary_size=c["summary_size"], long_term_layers=long_layers,
-      long_term_memory_size=c["long_term_memory_size"] if long_layers else 0,
-      long_term_memory_increment=(c["long_term_memory_increment_size"]
-                                  if long_layers else 0),
       dropout_rate=c["dropout"], attention_dropout_rate=c["attn_dropout"],
       dtype=c["dtype"])
+  if "long_term_layer_indices" in c:
+    cfg = _melodi_config(c, fields)
+  elif c["memory_layer_indices"]:
+    (layer,) = c["memory_layer_indices"]
+    cfg = melodi_hk.MemorizingConfig(
+        memory_layer=layer, memory_size=c["memory_size"],
+        ffn_bias="no biases" not in c["ffn"], **fields)
+  else:
+    cfg = melodi_hk.TransformerXLConfig(ffn_bias="no biases" not in c["ffn"],
+                                        **fields)
   arrays = np.load(TESTDATA / f"{name}.npz")
   flat = {k[len("params/"):]: arrays[k] for k in arrays.files
           if k.startswith("params/")}
   return cfg, arrays, flat
 
 
+def _melodi_config(c: dict, fields: dict) -> melodi_hk.MelodiConfig:
+  long_layers = tuple(c["long_term_layer_indices"] or ())
+  return melodi_hk.MelodiConfig(
+      short_term_memory_size=c["short_term_memory_size"],
+      summary_size=c["summary_size"], long_term_layers=long_layers,
+      long_term_memory_size=c["long_term_memory_size"] if long_layers else 0,
+      long_term_memory_increment=(c["long_term_memory_increment_size"]
+                                  if long_layers else 0), **fields)
+
+
+def segment(arrays, k: int):
+  """tokens int32[B, T] and start_of_sequence bool[B] of segment k."""
+  return (jnp.asarray(arrays[f"seg{k}/input_tokens"]),
+          jnp.asarray(arrays[f"seg{k}/start_of_sequence"]))
+
+
 def relative_error(ours, reference) -> float:
-  """The spec's measure: max |ours - reference| / max |reference|."""
+  """max |ours - reference| / max |reference| (melodi_hk/README.md §14).
+
+  An all-zero reference is compared absolutely.
+  """
   ours, reference = np.asarray(ours, np.float64), np.asarray(reference)
   scale = np.abs(reference).max()
   return float(np.abs(ours - reference).max() / (scale if scale else 1.0))
+
+
+def replay_errors(name: str) -> dict:
+  """{(segment, array): relative error} of all 3 segments from init_memory."""
+  cfg, g, flat = load_golden(name)
+  model = melodi_hk.build(cfg)
+  params = melodi_hk.params_from_meliad(flat, cfg)
+  memory = model.init_memory(2)
+  errors = {}
+  for k in (1, 2, 3):
+    tokens, sos = segment(g, k)
+    logits, memory = model.apply(params, memory, tokens, sos)
+    out = melodi_hk.lm_loss(logits, tokens)
+    errors[k, "logits"] = relative_error(logits, g[f"seg{k}/logits"])
+    errors[k, "token_losses"] = relative_error(out.token_losses,
+                                               g[f"seg{k}/token_losses"])
+    errors[k, "loss_sum"] = relative_error(out.loss, g[f"seg{k}/loss_sum"])
+    state = melodi_hk.memory_to_meliad(memory, cfg)
+    want = {p[len(f"seg{k}/state/"):] for p in g.files
+            if p.startswith(f"seg{k}/state/")}
+    assert set(state) == want, (sorted(set(state) ^ want))
+    for path, ours in state.items():
+      errors[k, path] = relative_error(ours, g[f"seg{k}/state/{path}"])
+  return errors
 
 
 def tiny_config(**overrides) -> melodi_hk.MelodiConfig:
