@@ -11,14 +11,15 @@ from melodi_hk.memorizing import MemorizingMemory
 from melodi_hk.transformer_xl import XLCache
 from melodi_hk.transformer_xl import XLMemory
 from melodi_hk.model import Model
-# build and the conversions dispatch on the config type (MELODI unchanged).
+# Everything that differs per model type dispatches on the config type.
 from melodi_hk.registry import build
+from melodi_hk.registry import memory_footprint
 from melodi_hk.registry import memory_from_meliad
 from melodi_hk.registry import memory_to_meliad
 from melodi_hk.registry import params_from_meliad
 from melodi_hk.registry import params_to_meliad
+from melodi_hk.registry import tiny
 from melodi_hk.losses import lm_loss
 from melodi_hk.losses import LossOutput
 from melodi_hk.footprint import Footprint
-from melodi_hk.footprint import memory_footprint
 from melodi_hk import presets

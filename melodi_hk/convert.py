@@ -97,7 +97,10 @@ def _layer_name(module, param, layer_patterns):
 
 
 def from_flat(flat: dict, names: dict, shapes: hk.Params) -> hk.Params:
-  """Our float32 params from meliad's flat dict; lists every mismatch."""
+  """Our float32 params from meliad's flat dict; lists every mismatch.
+
+  bfloat16 entries (meliad's summary tokens and gate) become float32.
+  """
   wanted = {theirs: ours for ours, theirs in names.items()}
   missing = sorted(set(wanted) - set(flat))
   extra = sorted(set(flat) - set(wanted))
@@ -120,28 +123,18 @@ def from_flat(flat: dict, names: dict, shapes: hk.Params) -> hk.Params:
   return params
 
 
-def _melodi_names(cfg: config_lib.MelodiConfig) -> tuple[dict, hk.Params]:
+def to_flat(params: hk.Params, names: dict) -> dict:
+  """meliad's flat {path: array} of our params (or gradients); see `from_flat`."""
+  return {names[(m, p)]: params[m][p] for m in params for p in params[m]}
+
+
+def melodi_names(cfg: config_lib.MelodiConfig) -> tuple[dict, hk.Params]:
+  """{(module, parameter): meliad path} and our parameter shapes."""
   shapes = jax.eval_shape(model_lib.build(cfg).init, jax.random.PRNGKey(0))
   names = meliad_names(shapes, MELODI_STACK, [(
       r"melodi/~/layer_(\d+)", "layer_stack/melodi_layers_{}/melodi_layer/",
       MELODI_LAYER)])
   return names, shapes
-
-
-def params_from_meliad(flat: dict, cfg: config_lib.MelodiConfig) -> hk.Params:
-  """Our parameters from meliad's {"embed/embedding": array, ...}.
-
-  Raises ValueError listing missing, unexpected and wrongly-shaped entries.
-  bfloat16 entries (meliad's summary tokens and gate) become float32.
-  """
-  names, shapes = _melodi_names(cfg)
-  return from_flat(flat, names, shapes)
-
-
-def params_to_meliad(params: hk.Params, cfg: config_lib.MelodiConfig) -> dict:
-  """The inverse of `params_from_meliad` (also maps gradients)."""
-  names, _ = _melodi_names(cfg)
-  return {names[(m, p)]: params[m][p] for m in params for p in params[m]}
 
 
 def _memory_paths(cfg: config_lib.MelodiConfig, mode: str):

@@ -8,9 +8,10 @@ Parameters live under `layer_stack/transformer<l>/...` (XL layers) and
 state under `.../kvi_cache/previous_{keys,values}_<mode>` and
 `layer_stack/side_layer/recurrent_memory/{memory_keys,memory_values,
 write_index}_<mode>`; meliad's write index is one scalar for the batch,
-ours one per row (all equal). meliad also allocates an unused, always-zero XL cache
-for the memory layer; we do not store it, ignore it on the way in and emit
-zeros for it on the way out, so the dict is meliad's whole state.
+ours one per row (all equal). meliad also allocates an unused, always-zero
+XL cache for the memory layer; we do not store it, ignore it on the way in
+and emit zeros for it on the way out, so the dict is meliad's whole state.
+Each function serves one config type; `registry.py` picks them.
 """
 
 import haiku as hk
@@ -37,12 +38,8 @@ def _layer_table(cfg) -> dict:
   return dict(table, **convert.BIAS_FREE_FFN)
 
 
-def _names(cfg) -> tuple[dict, hk.Params]:
+def _names(cfg, build, stack_name: str) -> tuple[dict, hk.Params]:
   """{(module, parameter): meliad path} and our parameter shapes."""
-  if isinstance(cfg, config_lib.MemorizingConfig):
-    build, stack_name = memorizing.build, memorizing.STACK_NAME
-  else:
-    build, stack_name = transformer_xl.build, transformer_xl.STACK_NAME
   shapes = jax.eval_shape(build(cfg).init, jax.random.PRNGKey(0))
   stack = {k: (m.format(stack_name), p) for k, (m, p) in _STACK.items()}
   table = _layer_table(cfg)
@@ -52,67 +49,83 @@ def _names(cfg) -> tuple[dict, hk.Params]:
   return names, shapes
 
 
-def params_from_meliad(flat: dict, cfg) -> hk.Params:
-  """Our parameters from meliad's {"embed/embedding": array, ...}.
-
-  Raises ValueError listing missing, unexpected and wrongly-shaped entries
-  (e.g. an FFN with biases given to a config with ffn_bias=False).
-  """
-  names, shapes = _names(cfg)
-  return convert.from_flat(flat, names, shapes)
+def xl_names(cfg: config_lib.TransformerXLConfig):
+  return _names(cfg, transformer_xl.build, transformer_xl.STACK_NAME)
 
 
-def params_to_meliad(params: hk.Params, cfg) -> dict:
-  """The inverse of `params_from_meliad` (also maps gradients)."""
-  names, _ = _names(cfg)
-  return {names[(m, p)]: params[m][p] for m in params for p in params[m]}
+def memorizing_names(cfg: config_lib.MemorizingConfig):
+  return _names(cfg, memorizing.build, memorizing.STACK_NAME)
 
 
-def _cache_paths(cfg, mode: str) -> list[tuple[str, str]]:
-  if isinstance(cfg, config_lib.TransformerXLConfig) and not cfg.xl_cache:
-    return []
+def _cache_paths(num_layers: int, mode: str) -> list[tuple[str, str]]:
   prefix = "layer_stack/transformer{}/kvi_cache/previous_{}_" + mode
   return [(prefix.format(l, "keys"), prefix.format(l, "values"))
-          for l in range(cfg.num_layers)]
+          for l in range(num_layers)]
 
 
-def _memory_paths(mode: str) -> tuple[str, str, str]:
+def _kv_paths(mode: str) -> tuple[str, str, str]:
   return tuple(f"{_MEMORY}{n}_{mode}"
                for n in ("memory_keys", "memory_values", "write_index"))
 
 
-def memory_from_meliad(flat_state: dict, cfg, mode: str = "test"):
-  """Our XLMemory / MemorizingMemory from meliad's flat "state" collection."""
-  caches = _cache_paths(cfg, mode)
-  kv = (_memory_paths(mode) if isinstance(cfg, config_lib.MemorizingConfig)
-        else ())
-  missing = [p for p in [p for pair in caches for p in pair] + list(kv)
+def _caches_from_meliad(flat_state, cfg, mode, num_caches, kv_paths=()):
+  """The XL caches; ValueError naming every path `flat_state` lacks."""
+  paths = _cache_paths(num_caches, mode)
+  missing = [p for p in [p for pair in paths for p in pair] + list(kv_paths)
              if p not in flat_state]
   if missing:
     raise ValueError(f"meliad state lacks {missing}; is mode={mode!r} and "
                      "the config right?")
   as_dtype = lambda p: jnp.asarray(flat_state[p], cfg.dtype)
-  caches = tuple(transformer_xl.XLCache(as_dtype(k), as_dtype(v))
-                 for k, v in caches)
-  if not kv:
-    return transformer_xl.XLMemory(caches)
-  keys = as_dtype(kv[0])  # [B, C, H, D]
+  return tuple(transformer_xl.XLCache(as_dtype(k), as_dtype(v))
+               for k, v in paths)
+
+
+def _caches_to_meliad(caches, mode) -> dict:
+  flat = {}
+  for (k, v), cache in zip(_cache_paths(len(caches), mode), caches):
+    flat[k], flat[v] = cache.keys, cache.values
+  return flat
+
+
+def xl_memory_from_meliad(flat_state: dict,
+                          cfg: config_lib.TransformerXLConfig,
+                          mode: str = "test") -> transformer_xl.XLMemory:
+  """Our XLMemory from meliad's flat "state" collection."""
+  num_caches = cfg.num_layers if cfg.xl_cache else 0
+  return transformer_xl.XLMemory(
+      _caches_from_meliad(flat_state, cfg, mode, num_caches))
+
+
+def xl_memory_to_meliad(memory: transformer_xl.XLMemory, cfg,
+                        mode: str = "test") -> dict:
+  """The inverse of `xl_memory_from_meliad`."""
+  del cfg  # The memory's own structure says everything.
+  return _caches_to_meliad(memory.caches, mode)
+
+
+def memorizing_memory_from_meliad(
+    flat_state: dict, cfg: config_lib.MemorizingConfig,
+    mode: str = "test") -> memorizing.MemorizingMemory:
+  """Our MemorizingMemory from meliad's flat "state" collection."""
+  kv = _kv_paths(mode)
+  caches = _caches_from_meliad(flat_state, cfg, mode, cfg.num_layers, kv)
+  keys = jnp.asarray(flat_state[kv[0]], cfg.dtype)  # [B, C, H, D]
   index = jnp.broadcast_to(jnp.asarray(flat_state[kv[2]], jnp.int32),
                            keys.shape[:1])  # [B]
   return memorizing.MemorizingMemory(caches, memorizing.KVMemory(
-      keys, as_dtype(kv[1]), index))
+      keys, jnp.asarray(flat_state[kv[1]], cfg.dtype), index))
 
 
-def memory_to_meliad(memory, cfg, mode: str = "test") -> dict:
-  """The inverse of `memory_from_meliad`, plus meliad's unused side cache."""
-  flat = {}
-  for (k, v), cache in zip(_cache_paths(cfg, mode), memory.caches):
-    flat[k], flat[v] = cache.keys, cache.values
-  if isinstance(cfg, config_lib.MemorizingConfig):
-    keys, values, index = _memory_paths(mode)
-    flat[keys], flat[values] = memory.kv.keys, memory.kv.values
-    flat[index] = memory.kv.write_index[0]  # rows share it, as in meliad
-    unused = jnp.zeros_like(memory.caches[0].keys)  # [B, W, H, D]
-    for name in ("keys", "values"):
-      flat[_UNUSED_SIDE_CACHE.format(name, mode)] = unused
+def memorizing_memory_to_meliad(memory: memorizing.MemorizingMemory, cfg,
+                                mode: str = "test") -> dict:
+  """The inverse of `memorizing_memory_from_meliad`, plus the unused cache."""
+  del cfg  # The memory's own structure says everything.
+  flat = _caches_to_meliad(memory.caches, mode)
+  keys, values, index = _kv_paths(mode)
+  flat[keys], flat[values] = memory.kv.keys, memory.kv.values
+  flat[index] = memory.kv.write_index[0]  # rows share it, as in meliad
+  unused = jnp.zeros_like(memory.caches[0].keys)  # [B, W, H, D]
+  for name in ("keys", "values"):
+    flat[_UNUSED_SIDE_CACHE.format(name, mode)] = unused
   return flat

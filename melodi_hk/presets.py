@@ -10,12 +10,12 @@ Glossary of shapes and sizes:
 - C: Memorizing Transformer memory slots (64K).
 
 Every function returns a frozen config; keyword overrides replace any
-field (e.g. `dtype="float32"`). `tiny(cfg)` shrinks any of them to a
-CPU-sized model of the same structure for tests. Sizes the reference cannot
+field (e.g. `dtype="float32"`). `melodi_hk.tiny(cfg)` shrinks any of them to
+a CPU-sized model of the same structure for tests, from the pieces at the
+end of this module. Sizes the reference cannot
 run raise MelodiConfig's ValueErrors (e.g. "S0": no short-term memory).
 """
 
-import dataclasses
 import re
 from typing import Callable
 
@@ -114,30 +114,42 @@ PRESETS: dict[str, Callable] = {
 }
 
 
-def tiny(cfg):
-  """`cfg` shrunk for CPU tests: 3 layers, E 32, W 16, float32.
+def tiny_fields(cfg) -> dict:
+  """The fields every tiny config shares: 3 layers, E 32, W 16, float32.
 
-  Memory sizes scale with W (S128 -> 4, L64 -> 2), whole-window ratios are
-  kept (128 windows of long-term history, C / T segments of KV memory) and
-  layer indices move to the same relative depth.
+  `registry.tiny(cfg)` (also `melodi_hk.tiny`) adds the memory sizes of
+  `cfg`'s model type, below.
   """
-  shrink = lambda n: max(1, n * _TINY["window_length"] // cfg.window_length)
-  depth = lambda l: min(l * _TINY["num_layers"] // cfg.num_layers,
-                        _TINY["num_layers"] - 1)
   windows = min(cfg.windows_per_segment, 2)
-  fields = dict(_TINY, segment_length=windows * _TINY["window_length"])
-  if isinstance(cfg, config_lib.MelodiConfig):
-    increment = cfg.long_term_memory_increment and shrink(
-        cfg.long_term_memory_increment)
-    fields.update(
-        short_term_memory_size=shrink(cfg.short_term_memory_size),
-        summary_size=shrink(cfg.summary_size),
-        long_term_layers=tuple(depth(l) for l in cfg.long_term_layers),
-        long_term_memory_increment=increment,
-        long_term_memory_size=increment and increment * (
-            cfg.long_term_memory_size // cfg.long_term_memory_increment))
-  elif isinstance(cfg, config_lib.MemorizingConfig):
-    segments = cfg.memory_size // cfg.segment_length
-    fields.update(memory_layer=depth(cfg.memory_layer),
-                  memory_size=segments * fields["segment_length"])
-  return dataclasses.replace(cfg, **fields)
+  return dict(_TINY, segment_length=windows * _TINY["window_length"])
+
+
+def _shrink(cfg, n: int) -> int:
+  """A memory size scaled with the window (S128 -> 4 at W 16)."""
+  return max(1, n * _TINY["window_length"] // cfg.window_length)
+
+
+def _depth(cfg, layer: int) -> int:
+  """`layer` moved to the same relative depth of the tiny stack."""
+  return min(layer * _TINY["num_layers"] // cfg.num_layers,
+             _TINY["num_layers"] - 1)
+
+
+def tiny_melodi_memory(cfg: config_lib.MelodiConfig) -> dict:
+  """M, S and I scaled with W; L keeps its number of windows of history."""
+  increment = cfg.long_term_memory_increment and _shrink(
+      cfg, cfg.long_term_memory_increment)
+  return dict(
+      short_term_memory_size=_shrink(cfg, cfg.short_term_memory_size),
+      summary_size=_shrink(cfg, cfg.summary_size),
+      long_term_layers=tuple(_depth(cfg, l) for l in cfg.long_term_layers),
+      long_term_memory_increment=increment,
+      long_term_memory_size=increment and increment * (
+          cfg.long_term_memory_size // cfg.long_term_memory_increment))
+
+
+def tiny_memorizing_memory(cfg: config_lib.MemorizingConfig) -> dict:
+  """C keeps its number of segments; the memory layer its relative depth."""
+  segments = cfg.memory_size // cfg.segment_length
+  return dict(memory_layer=_depth(cfg, cfg.memory_layer),
+              memory_size=segments * tiny_fields(cfg)["segment_length"])

@@ -1,40 +1,49 @@
-"""One entry point per operation for every model family, keyed by config type.
+"""One entry point per operation for every model type, keyed by config type.
 
-Glossary: a "family" is a config class with its `build` and its meliad
-name conversions. `melodi_hk.build(cfg)` and friends dispatch here, so the
-same training and evaluation code runs MELODI and both baselines.
+Glossary: a "family" is a config class with everything that differs per
+model type: its `build`, its meliad names, its memory footprint and how its
+memory shrinks for tests. This is the one place that switches on the config
+type; `melodi_hk.build(cfg)` and friends dispatch here, so the same
+training and evaluation code runs MELODI and both baselines.
 """
 
+import dataclasses
 from typing import Callable, NamedTuple
 
 from melodi_hk import config as config_lib
 from melodi_hk import convert
 from melodi_hk import convert_baselines
+from melodi_hk import footprint
 from melodi_hk import memorizing
 from melodi_hk import model as model_lib
+from melodi_hk import presets
 from melodi_hk import transformer_xl
 
 
 class Family(NamedTuple):
   build: Callable  # (cfg) -> model.Model
-  params_from_meliad: Callable  # (flat, cfg) -> params
-  params_to_meliad: Callable  # (params, cfg) -> flat
+  meliad_names: Callable  # (cfg) -> ({(module, param): path}, param shapes)
   memory_from_meliad: Callable  # (flat_state, cfg, mode) -> memory
   memory_to_meliad: Callable  # (memory, cfg, mode) -> flat_state
+  footprint: Callable  # (cfg) -> footprint.Footprint
+  tiny_memory: Callable  # (cfg) -> memory-size fields of its tiny twin
 
-
-_BASELINE_CONVERSIONS = (
-    convert_baselines.params_from_meliad, convert_baselines.params_to_meliad,
-    convert_baselines.memory_from_meliad, convert_baselines.memory_to_meliad)
 
 FAMILIES = {
     config_lib.MelodiConfig: Family(
-        model_lib.build, convert.params_from_meliad, convert.params_to_meliad,
-        convert.memory_from_meliad, convert.memory_to_meliad),
-    config_lib.TransformerXLConfig: Family(transformer_xl.build,
-                                           *_BASELINE_CONVERSIONS),
-    config_lib.MemorizingConfig: Family(memorizing.build,
-                                        *_BASELINE_CONVERSIONS),
+        model_lib.build, convert.melodi_names, convert.memory_from_meliad,
+        convert.memory_to_meliad, footprint.melodi,
+        presets.tiny_melodi_memory),
+    config_lib.TransformerXLConfig: Family(
+        transformer_xl.build, convert_baselines.xl_names,
+        convert_baselines.xl_memory_from_meliad,
+        convert_baselines.xl_memory_to_meliad, footprint.transformer_xl,
+        lambda cfg: {}),
+    config_lib.MemorizingConfig: Family(
+        memorizing.build, convert_baselines.memorizing_names,
+        convert_baselines.memorizing_memory_from_meliad,
+        convert_baselines.memorizing_memory_to_meliad, footprint.memorizing,
+        presets.tiny_memorizing_memory),
 }
 
 
@@ -54,13 +63,19 @@ def build(cfg) -> model_lib.Model:
 
 
 def params_from_meliad(flat: dict, cfg):
-  """Our parameters from meliad's flat {path: array} for any family."""
-  return family(cfg).params_from_meliad(flat, cfg)
+  """Our parameters from meliad's flat {"embed/embedding": array, ...}.
+
+  Raises ValueError listing missing, unexpected and wrongly-shaped entries
+  (e.g. an FFN with biases given to a config with ffn_bias=False).
+  """
+  names, shapes = family(cfg).meliad_names(cfg)
+  return convert.from_flat(flat, names, shapes)
 
 
 def params_to_meliad(params, cfg) -> dict:
   """meliad's flat {path: array} of our parameters (or gradients)."""
-  return family(cfg).params_to_meliad(params, cfg)
+  names, _ = family(cfg).meliad_names(cfg)
+  return convert.to_flat(params, names)
 
 
 def memory_from_meliad(flat_state: dict, cfg, mode: str = "test"):
@@ -71,3 +86,19 @@ def memory_from_meliad(flat_state: dict, cfg, mode: str = "test"):
 def memory_to_meliad(memory, cfg, mode: str = "test") -> dict:
   """meliad's flat "state" collection of our memory."""
   return family(cfg).memory_to_meliad(memory, cfg, mode)
+
+
+def memory_footprint(cfg) -> footprint.Footprint:
+  """The memory one batch row carries between segments, for any config."""
+  return family(cfg).footprint(cfg)
+
+
+def tiny(cfg):
+  """`cfg` shrunk for CPU tests: 3 layers, E 32, W 16, float32.
+
+  Memory sizes scale with W (S128 -> 4, L64 -> 2), whole-window ratios are
+  kept (128 windows of long-term history, C / T segments of KV memory) and
+  layer indices move to the same relative depth.
+  """
+  memory_fields = family(cfg).tiny_memory(cfg)
+  return dataclasses.replace(cfg, **presets.tiny_fields(cfg), **memory_fields)
