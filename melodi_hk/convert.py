@@ -124,7 +124,7 @@ def from_flat(flat: dict, names: dict, shapes: hk.Params) -> hk.Params:
 
 
 def to_flat(params: hk.Params, names: dict) -> dict:
-  """meliad's flat {path: array} of our params (or gradients); see `from_flat`."""
+  """The inverse of `from_flat`; also maps gradients."""
   return {names[(m, p)]: params[m][p] for m in params for p in params[m]}
 
 

@@ -13,7 +13,6 @@ from absl.testing import parameterized
 import chex
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 import melodi_hk
 from melodi_hk import model as model_lib
