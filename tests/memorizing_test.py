@@ -21,7 +21,7 @@ _NAME = "memorizing_dense_tiny"
 
 
 @functools.lru_cache
-def tiny():
+def golden():
   """(config, golden arrays, model, parameters) of the golden."""
   cfg, g, flat = mt.load_golden(_NAME)
   model = melodi_hk.build(cfg)
@@ -45,7 +45,7 @@ class GoldenTest(absltest.TestCase):
     self.assertLen(errors, 3 * (3 + 6 + 3 + 2))
 
   def test_ring_buffer_index_and_rows_follow_the_reference(self):
-    _, g, model, params = tiny()
+    _, g, model, params = golden()
     memory = model.init_memory(2)
     for k, index in zip((1, 2, 3), (32, 0, 32)):
       _, memory = model.apply(params, memory, *mt.segment(g, k))
@@ -55,7 +55,7 @@ class GoldenTest(absltest.TestCase):
     self.assertTrue(np.all(np.any(memory.kv.keys[1], axis=(1, 2))))
 
   def test_meliad_state_round_trip(self):
-    cfg, g, _, _ = tiny()
+    cfg, g, _, _ = golden()
     state = {k[len("seg3/state/"):]: g[k] for k in g.files
              if k.startswith("seg3/state/")}
     memory = melodi_hk.memory_from_meliad(state, cfg)
@@ -67,7 +67,7 @@ class GoldenTest(absltest.TestCase):
 class InvariantTest(absltest.TestCase):
 
   def test_single_residual_flag_changes_the_result(self):
-    cfg, g, model, params = tiny()
+    cfg, g, model, params = golden()
     single = melodi_hk.build(melodi_hk.MemorizingConfig(
         **{**vars(cfg), "single_residual": True}))
     double, _ = model.apply(params, model.init_memory(2), *mt.segment(g, 1))
@@ -76,7 +76,7 @@ class InvariantTest(absltest.TestCase):
 
   def test_rolling_the_ring_buffer_changes_no_logit(self):
     """Slot order is invisible to the attention (no positions in memory)."""
-    _, g, model, params = tiny()
+    _, g, model, params = golden()
     _, memory = _run(model, params, g, segments=(1, 2))
     roll = lambda a: jnp.roll(a, 32, axis=1)
     rolled = memory._replace(kv=melodi_hk.KVMemory(
@@ -89,7 +89,7 @@ class InvariantTest(absltest.TestCase):
                                atol=1e-6)
 
   def test_reset_clears_rows_but_not_the_shared_write_index(self):
-    _, g, model, params = tiny()
+    _, g, model, params = golden()
     _, carried = _run(model, params, g, segments=(1,))
     tokens, _ = mt.segment(g, 2)
     apply = lambda memory, sos: model.apply(params, memory, tokens,
@@ -103,7 +103,7 @@ class InvariantTest(absltest.TestCase):
                                   kept_memory.kv.keys[1])
 
   def test_training_step_reaches_the_memory_layer(self):
-    cfg, g, _, params = tiny()
+    cfg, g, _, params = golden()
     model = melodi_hk.build(melodi_hk.MemorizingConfig(
         **{**vars(cfg), "dropout_rate": 0.1, "attention_dropout_rate": 0.1}))
     tokens, sos = mt.segment(g, 1)
@@ -130,10 +130,10 @@ class ErrorTest(parameterized.TestCase):
   )
   def test_bad_config_is_explained(self, change, match):
     with self.assertRaisesRegex(ValueError, match):
-      melodi_hk.MemorizingConfig(**{**vars(tiny()[0]), **change})
+      melodi_hk.MemorizingConfig(**{**vars(golden()[0]), **change})
 
   def test_a_part_of_a_segment_is_refused(self):
-    _, g, model, params = tiny()
+    _, g, model, params = golden()
     tokens, sos = mt.segment(g, 1)
     with self.assertRaisesRegex(ValueError, "T=16 but the Memorizing "
                                 "Transformer writes whole segments"):
@@ -141,7 +141,7 @@ class ErrorTest(parameterized.TestCase):
 
   def test_incomplete_meliad_state_is_named(self):
     with self.assertRaisesRegex(ValueError, "meliad state lacks"):
-      melodi_hk.memory_from_meliad({}, tiny()[0])
+      melodi_hk.memory_from_meliad({}, golden()[0])
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ _NAMES = ("txl_tiny", "txl_tiny_base_transformer")
 
 
 @functools.lru_cache
-def tiny():
+def golden():
   """(config, golden arrays, model, parameters) of txl_tiny."""
   cfg, g, flat = mt.load_golden("txl_tiny")
   model = melodi_hk.build(cfg)
@@ -59,7 +59,7 @@ class GoldenTest(parameterized.TestCase):
 class InvariantTest(absltest.TestCase):
 
   def test_two_half_segments_equal_one_call(self):
-    _, g, model, params = tiny()
+    _, g, model, params = golden()
     memory = model.init_memory(2)
     tokens, sos = mt.segment(g, 1)
     whole, whole_memory = model.apply(params, memory, tokens, sos)
@@ -73,7 +73,7 @@ class InvariantTest(absltest.TestCase):
                                 atol=1e-5)
 
   def test_dropout_changes_training_logits(self):
-    cfg, g, _, params = tiny()
+    cfg, g, _, params = golden()
     model = melodi_hk.build(melodi_hk.TransformerXLConfig(
         **{**vars(cfg), "dropout_rate": 0.1, "attention_dropout_rate": 0.1}))
     tokens, sos = mt.segment(g, 1)
@@ -84,7 +84,7 @@ class InvariantTest(absltest.TestCase):
     self.assertGreater(np.abs(train - test).max(), 1e-3)
 
   def test_windowed_transformer_carries_nothing(self):
-    cfg, g, _, params = tiny()
+    cfg, g, _, params = golden()
     model = melodi_hk.build(melodi_hk.TransformerXLConfig(
         **{**vars(cfg), "segment_length": 16, "xl_cache": False}))
     self.assertEqual(model.init_memory(2), melodi_hk.XLMemory(()))
@@ -109,7 +109,7 @@ class ConfigErrorTest(parameterized.TestCase):
   )
   def test_bad_config_is_explained(self, change, match):
     with self.assertRaisesRegex(ValueError, match):
-      melodi_hk.TransformerXLConfig(**{**vars(tiny()[0]), **change})
+      melodi_hk.TransformerXLConfig(**{**vars(golden()[0]), **change})
 
 
 if __name__ == "__main__":
