@@ -4,9 +4,10 @@ Glossary of shapes: B batch, T segment, W window, S summary, M short memory,
 L long memory, I increment, E width, H heads, D head dim, F MLP, V vocab.
 
 The step is what training runs: forward over a segment, the summed loss,
-its gradient and an optax Adafactor update. Defaults are the issue's CPU
-comparison config (4 layers, E 256, 4x64 heads, F 1024, W 128, T 512,
-M = S = 32, long layer 2 with L 512, I 16, batch 2, float32, dropout 0.05):
+its gradient and an optax Adafactor update. Defaults are the CPU config of
+README.md's side-by-side comparison with meliad (4 layers, E 256, 4x64
+heads, F 1024, W 128, T 512, M = S = 32, long layer 2 with L 512, I 16,
+batch 2, float32, dropout 0.05):
 
   python -m launch.bench
   python -m launch.bench --num_layers=12 --embed_dim=1024 --num_heads=8 \

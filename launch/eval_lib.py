@@ -8,7 +8,8 @@ Rows stream documents as in training (data/stream.py), but unshuffled and
 once: every document is read from its start with its memory carried across
 its segments; a row whose documents are used up idles (zero tokens, no
 loss) until all rows are done. Perplexity is exp(total nats / total
-predicted tokens) over the whole split, i.e. token-weighted (spec §7).
+predicted tokens) over the whole split, i.e. token-weighted
+(melodi_hk/README.md §11).
 """
 
 import functools

@@ -1,7 +1,7 @@
 """Prints the memory MELODI and its baselines carry between segments.
 
 Glossary: T segment (4096), W window (512), E width (1024), C KV memory
-slots (65536); counts are per batch row and one mode, as in spec §12.5.
+slots (65536); counts per batch row and one mode (melodi_hk/README.md §12.4).
 The last two columns divide the 64K Memorizing Transformer's numbers by
 each row's, which is where the paper's "8x less memory" can be read off.
 
@@ -31,7 +31,7 @@ class Row(NamedTuple):
 
 
 def paper_table(dtype: str = "bfloat16") -> list[Row]:
-  """spec §12.5: MELODI at 12 and 13 layers vs both baselines."""
+  """MELODI (12 and 13 layers) vs the baselines: melodi_hk/README.md §12.4."""
   mt64k = presets.memorizing(dtype=dtype)
   reference = melodi_hk.memory_footprint(mt64k)
   models = [(f"MELODI {size}", presets.melodi(size, n, dtype=dtype))

@@ -7,8 +7,9 @@ Glossary of shapes:
 `update` is one plain per-device function of (state, batch) that takes the
 name of the device axis: `pmap_update` runs it under `jax.pmap`,
 `shard_map_update` under `jax.jit` + `shard_map`, and `axis_name=None` makes
-it the single-device step. Gradients of each device's summed loss (spec §7)
-are averaged over the device axis, as meliad. That gradient is 1/P of the
+it the single-device step. Gradients of each device's summed loss
+(melodi_hk/README.md §11) are averaged over the device axis, as meliad.
+That gradient is 1/P of the
 single-device gradient of the whole batch, and Adafactor divides by the
 root of the gradient's second moment, so both take the same step up to
 float rounding (tested).
@@ -40,7 +41,7 @@ class TrainingState(NamedTuple):
 
 @dataclasses.dataclass(frozen=True)
 class OptimizerConfig:
-  """Adafactor and its learning-rate schedule (spec §1.1)."""
+  """Adafactor and its learning-rate schedule (melodi_hk/README.md §15)."""
   num_steps: int  # Steps the cosine decays over: the length of the run.
   warmup_steps: int = 1000  # Linear warm-up from 0 over these steps.
   max_lr: float = 0.01  # Cosine start.

@@ -5,8 +5,9 @@ Glossary of shapes:
 - E: width.  H: heads.  D: head dim.
 
 Scores are `(q . k + bias) * |scale_h|` (the bias is added *before* the
-learned temperature, spec §3), masked entries get -1e6 and the softmax is
-meliad's "safe" one, which gives a row with every key masked weight 0.
+learned temperature, melodi_hk/README.md §3), masked entries get -1e6 and the
+softmax is meliad's "safe" one, which gives a row with every key masked
+weight 0.
 """
 
 import haiku as hk
@@ -70,7 +71,7 @@ def safe_softmax(scores: jax.Array) -> jax.Array:  # [..., K] -> [..., K]
 
 def attend(queries, keys, values, scale, *, bias=None, mask=None,
            dropout_rate=0.0, is_training=False) -> jax.Array:
-  """Scaled, optionally biased and masked attention of spec §3.
+  """Scaled, optionally biased and masked attention (melodi_hk/README.md §3).
 
   Args:
     queries: [B, Q, H, D] unit-norm queries.

@@ -7,8 +7,8 @@ Glossary of shapes:
 - E: width.  H: heads.  D: head dim.  F: MLP hidden dim.  V: vocabulary.
 - C: key/value slots of the Memorizing Transformer's memory.
 
-The two baselines of spec §12 share MELODI's field names where they mean
-the same thing: `TransformerXLConfig` and `MemorizingConfig`.
+The two baselines (melodi_hk/README.md §12) share MELODI's field names
+where they mean the same thing: `TransformerXLConfig` and `MemorizingConfig`.
 """
 
 import dataclasses
@@ -46,7 +46,7 @@ def _require_dtype(dtype):
 
 @dataclasses.dataclass(frozen=True)
 class MelodiConfig:
-  """A MELODI language model (spec §1); defaults are base_melodi.gin's."""
+  """MELODI (melodi_hk/README.md §1); defaults are base_melodi.gin's."""
   vocab_size: int  # V: embedding rows (token ids are taken modulo V).
   num_layers: int  # Number of MELODI layers.
   embed_dim: int  # E: width of the residual stream and of memory tokens.
@@ -64,7 +64,8 @@ class MelodiConfig:
   attention_dropout_rate: float = 0.05  # Dropout on attention weights.
   dtype: str = "bfloat16"  # Compute dtype; parameters stay float32.
   # Improvement, off by default: hide never-written (all-zero) long-memory
-  # slots from cross-attention instead of letting them dilute it (spec §11.2).
+  # slots from cross-attention instead of letting them dilute it
+  # (melodi_hk/README.md §13.2).
   mask_unwritten_long_memory: bool = False
 
   def __post_init__(self):
@@ -122,7 +123,7 @@ class MelodiConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TransformerXLConfig:
-  """Sliding-window Transformer-XL (spec §12.3); defaults: base_memory2.gin."""
+  """Sliding-window XL (melodi_hk/README.md §12.1); base_memory2.gin."""
   vocab_size: int  # V: embedding rows (token ids are taken modulo V).
   num_layers: int  # Number of XL layers.
   embed_dim: int  # E: width of the residual stream.
@@ -155,8 +156,9 @@ class TransformerXLConfig:
 
 @dataclasses.dataclass(frozen=True)
 class MemorizingConfig:
-  """Memorizing Transformer, dense KV memory (spec §12.4; base_memory2.gin +
-  mem_densekv_64k.gin): XL layers plus one memory layer with its own weights.
+  """Memorizing Transformer, dense KV memory (melodi_hk/README.md §12.2;
+  base_memory2.gin + mem_densekv_64k.gin): XL layers plus one memory layer
+  with its own weights.
   """
   vocab_size: int  # V: embedding rows (token ids are taken modulo V).
   num_layers: int  # Number of XL layers (the memory layer is extra).
@@ -173,8 +175,8 @@ class MemorizingConfig:
   dtype: str = "bfloat16"  # Compute dtype; parameters stay float32.
   memory_layer: int = 6  # The memory layer runs after this 0-based layer.
   memory_size: int = 65536  # C: key/value slots, a multiple of T.
-  # The reference adds the memory layer's input twice (spec §11.14); True
-  # keeps only the layer's own residual.
+  # The reference adds the memory layer's input twice
+  # (melodi_hk/README.md §13.14); True keeps only the layer's own residual.
   single_residual: bool = False
 
   def __post_init__(self):

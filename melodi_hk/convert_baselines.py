@@ -4,7 +4,7 @@ Glossary of shapes:
 - B: batch.  W: window length.  C: memory slots.  H: heads.  D: head dim.
 
 Parameters live under `layer_stack/transformer<l>/...` (XL layers) and
-`layer_stack/side_layer/...` (the memory layer, spec §12.2); the carried
+`layer_stack/side_layer/...` (the memory layer; melodi_hk/README.md §12.3); the
 state under `.../kvi_cache/previous_{keys,values}_<mode>` and
 `layer_stack/side_layer/recurrent_memory/{memory_keys,memory_values,
 write_index}_<mode>`; meliad's write index is one scalar for the batch,

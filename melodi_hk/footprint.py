@@ -1,4 +1,4 @@
-"""What each model carries from one segment to the next (spec §12.5).
+"""What each model carries between segments (melodi_hk/README.md §12.4).
 
 Glossary of shapes:
 - B: batch.  W: window length.  C: KV memory slots.  E: width.

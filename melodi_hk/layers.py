@@ -6,9 +6,10 @@ Glossary of shapes:
 - E: width.  H: heads.  D: head dim.  F: MLP hidden dim.
 
 A layer maps (context x [B, W, E], summary u [B, S, E], its memories) to
-(x', u', new memories) for one window (spec §4.2). Attention keys are
-[short memory ; context ; summary] with a strictly-causal mask; a long layer
-also cross-attends to its long memory and blends both with a sigmoid gate.
+(x', u', new memories) for one window (melodi_hk/README.md §4). Attention keys
+are [short memory ; context ; summary] with a strictly-causal mask; a long
+layer also cross-attends to its long memory and blends both with a sigmoid
+gate.
 """
 
 import haiku as hk
@@ -22,7 +23,7 @@ from melodi_hk import nn
 
 
 class TokenMixing(hk.Module):
-  """A linear map over the token axis of [context ; summary] (spec §3).
+  """Mixes the tokens of [context ; summary] (melodi_hk/README.md §6).
 
   With `with_norm`, the inputs are RMS-normed first and the summary is added
   back as a residual (so O must equal S).
@@ -112,9 +113,9 @@ class MelodiLayer(hk.Module):
 
   def _cross_attention(self, queries, long, is_training):
     # No position bias and, as in the reference, no mask: never-written
-    # (zero) slots take part with score 0 (spec §11.2) unless the config
-    # asks to hide them; an all-hidden row then outputs 0, as the reference
-    # does for an empty memory.
+    # (zero) slots take part with score 0 (melodi_hk/README.md §13.2)
+    # unless the config asks to hide them; an all-hidden row then outputs 0,
+    # as the reference does for an empty memory.
     mask = None
     if self.cfg.mask_unwritten_long_memory:
       written = jnp.any(long.tokens != 0, axis=-1)  # [B, L]

@@ -1,4 +1,4 @@
-"""The reference's language-modelling loss (spec §7).
+"""The reference's language-modelling loss (melodi_hk/README.md §11).
 
 Glossary of shapes:
 - B: batch.  T: segment length.  V: vocabulary.

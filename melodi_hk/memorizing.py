@@ -1,4 +1,4 @@
-"""Memorizing Transformer with a dense key/value memory (spec §12.4).
+"""Memorizing Transformer, dense key/value memory (melodi_hk/README.md §12.2).
 
 Glossary of shapes:
 - B: batch.  T: segment length.  W: window length.  N = T / W windows.
@@ -14,7 +14,7 @@ never reset. meliad keeps one index for the batch; we keep one per row
 (int32[B], equal in every row since all rows advance together) so that
 every memory leaf leads with the batch axis and splits across devices.
 As in meliad, the stack adds the memory layer's input a second time
-(`x + layer(x)`, spec §11.14) unless `single_residual`.
+(`x + layer(x)`, melodi_hk/README.md §13.14) unless `single_residual`.
 
 Unlike Transformer-XL, two half-segment calls do not equal one call: the
 memory is written once per segment and the in-segment attention spans the

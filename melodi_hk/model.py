@@ -66,7 +66,7 @@ class MelodiStack(hk.Module):
                                     is_training)
       if k is not None:
         long[k] = cache
-    # The last layer's summary output is discarded (spec §4.3).
+    # The last layer's summary output is discarded (melodi_hk/README.md §8).
     ys = nn.tiled_dropout(self.final_norm(x), cfg.dropout_rate, is_training)
     logits = jnp.einsum("bwe,ve->bwv", ys, self._embedding().astype(ys.dtype),
                         preferred_element_type=jnp.float32)

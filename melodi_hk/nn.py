@@ -5,7 +5,7 @@ Glossary of shapes:
 - E: width.  F: MLP hidden dim.  K: input features.  O: output features.
 
 Parameters are created in float32 and cast to the input's dtype at use, so
-bfloat16 compute keeps float32 master weights (spec §2).
+bfloat16 compute keeps float32 master weights (melodi_hk/README.md §2).
 """
 
 import haiku as hk

@@ -6,7 +6,7 @@ Glossary of shapes and sizes:
 - "S<s>+L<l>": s short-term tokens per layer (`short_term_memory_size =
   summary_size = s`) and l long-term tokens added per window
   (`long_term_memory_increment = l`), with a long-term memory of 128
-  windows (`long_term_memory_size = 128 * l`), spec §1.2.
+  windows (`long_term_memory_size = 128 * l`), melodi_hk/README.md §1.
 - C: Memorizing Transformer memory slots (64K).
 
 Every function returns a frozen config; keyword overrides replace any

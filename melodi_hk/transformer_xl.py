@@ -1,4 +1,4 @@
-"""Transformer-XL with a sliding window, meliad's baseline (spec §12.3).
+"""Transformer-XL, meliad's baseline (melodi_hk/README.md §12.1).
 
 Glossary of shapes:
 - B: batch.  T: segment length.  W: window length.  N = T / W windows.
@@ -40,7 +40,7 @@ class XLMemory(NamedTuple):
 def init_caches(cfg, batch_size: int) -> tuple[XLCache, ...]:
   """Zero caches, one per layer, each [B, W, H, D] in the compute dtype.
 
-  None (an empty tuple) for a TransformerXLConfig with xl_cache=False.
+  An empty tuple for a TransformerXLConfig with xl_cache=False.
   """
   memory_lib.check_batch_size(batch_size)
   shape = (batch_size, cfg.window_length, cfg.num_heads, cfg.head_dim)
@@ -120,7 +120,7 @@ class XLLayer(PreNormBlock):
 
 
 class XLStack(hk.Module):
-  """Embedding, XL layers and the tied output head (spec §12.3, "Stack")."""
+  """Embedding, XL layers and the tied head (melodi_hk/README.md §12.1)."""
 
   def __init__(self, cfg, name: str = STACK_NAME):
     super().__init__(name=name)

@@ -1,4 +1,4 @@
-"""Attention primitives against facts stated by the reference (spec §3)."""
+"""Attention primitives against the reference (melodi_hk/README.md §3)."""
 
 import json
 import pathlib

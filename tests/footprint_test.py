@@ -1,4 +1,4 @@
-"""Memory footprint: agrees with the real memory pytrees and spec §12.5.
+"""Memory footprint: agrees with init_memory and melodi_hk/README.md §12.4.
 
 Glossary: W window, C KV memory slots, E width; all counts per batch row.
 """

@@ -7,7 +7,8 @@ Each golden (tests/testdata/melodi_*.npz, made by running meliad itself, see
 the .json sidecars) holds parameters, three segments of tokens and flags,
 the logits, per-token losses and the carried memories after every segment.
 We replay the segments from the zero memory and compare with the error
-measure of the spec: max |ours - reference| / max |reference| per array.
+measure of melodi_hk/README.md §14: max |ours - reference| /
+max |reference| per array.
 """
 
 from absl.testing import absltest

@@ -1,4 +1,4 @@
-"""The loss follows meliad's conventions (spec §7)."""
+"""The loss follows meliad's conventions (melodi_hk/README.md §11)."""
 
 from absl.testing import absltest
 import chex

@@ -1,4 +1,4 @@
-"""Invariants of the MELODI stack (spec §4-5) through the public API.
+"""MELODI's own invariants (melodi_hk/README.md §4-9), via the public API.
 
 The contract shared with the baselines (resets, causality, gradients,
 retracing, input errors) is tested in model_contract_test.py.

@@ -15,7 +15,7 @@ from ml_collections import config_dict
 
 
 def base_config() -> ml_collections.ConfigDict:
-  """The paper's training set-up (spec §1.1) on the offline synthetic data."""
+  """The paper's training set-up (melodi_hk/README.md §15), synthetic data."""
   config = ml_collections.ConfigDict()
   config.model_name = "melodi"  # Key of experiment.MODEL_CLASSES.
   config.model = ml_collections.ConfigDict()  # Fields of the model dataclass.

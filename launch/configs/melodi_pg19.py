@@ -1,4 +1,4 @@
-r"""The paper's PG-19 MELODI models (spec §1.2), T5 vocabulary, 32 TPU cores.
+r"""The paper's PG-19 MELODI models (melodi_hk/README.md §1), T5 tokens.
 
   python -m launch.train --config=launch/configs/melodi_pg19.py:s128_l64 \
       --workdir=gs://<bucket>/melodi_s128_l64 \
@@ -14,8 +14,8 @@ long-term memory of 128 windows (e.g. 8192 tokens for l64) in layer 6.
 segments of 4096, bfloat16 compute, 32 rows (1 per core), 500k steps of
 Adafactor. Prepare PG-19 first with `python -m data.prepare --corpus=pg19`.
 The paper reports test perplexities of roughly 10-11 on PG-19 (T5 tokens)
-for these sizes; expect days of training on a v4-32 (not run here; the
-spec notes one summary gives 12 layers instead of 13).
+for these sizes; expect days of training on a v4-32 (not run here; one
+third-party summary of the paper gives 12 layers instead of 13).
 """
 
 import melodi_hk

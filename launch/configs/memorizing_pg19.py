@@ -1,4 +1,4 @@
-r"""Memorizing Transformer baseline on PG-19, dense 64K-token memory (§12.4).
+r"""Memorizing Transformer on PG-19 (melodi_hk/README.md §12.2), 64K memory.
 
   python -m launch.train --config=launch/configs/memorizing_pg19.py \
       --workdir=gs://<bucket>/memorizing_pg19 \

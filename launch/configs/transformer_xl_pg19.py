@@ -1,4 +1,4 @@
-r"""Transformer-XL baseline on PG-19 (spec §12.1, base_memory2.gin), T5 tokens.
+r"""Transformer-XL baseline on PG-19 (melodi_hk/README.md §12.1), T5 tokens.
 
   python -m launch.train --config=launch/configs/transformer_xl_pg19.py \
       --workdir=gs://<bucket>/txl_pg19 \
