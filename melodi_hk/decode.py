@@ -201,6 +201,7 @@ def _checked(cfg, model, begin, step, reset, block) -> Decoder:
   begin_jit = jax.jit(begin, static_argnums=2)
   step_jit = jax.jit(step)
   apply_jit = jax.jit(model.apply)
+  reset_jit = jax.jit(reset)
 
   @functools.cache
   def expected_state(batch: int):
@@ -237,7 +238,7 @@ def _checked(cfg, model, begin, step, reset, block) -> Decoder:
     if sos.shape[0] != tokens.shape[0]:
       raise ValueError(f"start_of_sequence has {sos.shape[0]} rows but the "
                        f"prompt has {tokens.shape[0]}.")
-    memory = jax.jit(reset)(memory, sos)
+    memory = reset_jit(memory, sos)
     total, done, logits = tokens.shape[1], 0, None
     full = total // block * block
     no_reset = np.zeros_like(sos)

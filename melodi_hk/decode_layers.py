@@ -102,15 +102,23 @@ def memory_layer(layer, x, kv: LayerKV, memory_kv, position):
   """The Memorizing memory layer for one token x [B, 1, E].
 
   One softmax over all C memory slots and the strictly earlier tokens of
-  the current segment (the buffer holds the segment, no prefix).
+  the current segment (the buffer holds the segment, no prefix). Scores of
+  the two parts are computed apart and joined, so the C memory keys and
+  values are read in place rather than copied next to the segment's.
   """
   keys, values, queries = layer.attention.keys_values_queries(x, False)
   kv = _write(kv, keys, values, position)
-  slots, segment = memory_kv.keys.shape[1], kv.keys.shape[1]
-  mask = jnp.concatenate([jnp.ones((slots,), bool),
-                          jnp.arange(segment) < position])  # [C+T]
-  heads = attention.attend(
-      queries, jnp.concatenate([memory_kv.keys, kv.keys], axis=1),
-      jnp.concatenate([memory_kv.values, kv.values], axis=1),
-      layer.attention.scale(), mask=mask[None])  # [B, 1, H, D]
+  scale = layer.attention.scale()[:, None, None]  # [H, 1, 1]
+  score = lambda k: jnp.einsum("bqhd,bkhd->bhqk", queries, k,
+                               preferred_element_type=jnp.float32) * scale
+  seen = jnp.arange(kv.keys.shape[1]) < position  # [T]
+  scores = jnp.concatenate([  # [B, H, 1, C+T]
+      score(memory_kv.keys),
+      jnp.where(seen, score(kv.keys), attention._MASKED)],  # pylint: disable=protected-access
+      axis=-1)
+  weights = attention.safe_softmax(scores)
+  slots = memory_kv.keys.shape[1]
+  mix = lambda w, v: jnp.einsum("bhqk,bkhd->bqhd", w.astype(v.dtype), v)
+  heads = (mix(weights[..., :slots], memory_kv.values) +
+           mix(weights[..., slots:], kv.values))  # [B, 1, H, D]
   return layer.residual(x, heads, False), kv

@@ -4,6 +4,8 @@ Glossary of shapes: B batch (3), V vocabulary (50), n generated tokens.
 """
 
 import functools
+import pathlib
+import re
 
 import jax
 import jax.numpy as jnp
@@ -108,6 +110,16 @@ class SamplingTest(parameterized.TestCase):
     # 0.4 + 0.3 = 0.7 < 0.75 needs the third (0.15); 0.65 needs two.
     self.assertEqual(seen, {"k2": {1, 3}, "p0.75": {1, 3, 4},
                             "p0.65": {1, 3}, "all": {0, 1, 2, 3, 4}})
+
+  def test_readme_example_runs(self):
+    readme = (pathlib.Path(__file__).resolve().parent.parent /
+              "README.md").read_text()
+    match = re.search(r"## Generate\n.*?```python\n(.*?)```", readme, re.S)
+    scope = {}
+    exec(match.group(1), scope)  # pylint: disable=exec-used
+    self.assertEqual(scope["tokens"].shape, (2, 48))
+    self.assertTrue(np.all((scope["tokens"] >= 0) & (scope["tokens"] < 260)))
+    self.assertEqual(scope["logits"].shape, (2, 260))
 
   @parameterized.named_parameters(
       ("negative_temperature", dict(temperature=-0.1), "temperature=-0.1"),
