@@ -112,10 +112,9 @@ def memory_layer(layer, x, kv: LayerKV, memory_kv, position):
   score = lambda k: jnp.einsum("bqhd,bkhd->bhqk", queries, k,
                                preferred_element_type=jnp.float32) * scale
   seen = jnp.arange(kv.keys.shape[1]) < position  # [T]
+  masked = attention._MASKED  # pylint: disable=protected-access
   scores = jnp.concatenate([  # [B, H, 1, C+T]
-      score(memory_kv.keys),
-      jnp.where(seen, score(kv.keys), attention._MASKED)],  # pylint: disable=protected-access
-      axis=-1)
+      score(memory_kv.keys), jnp.where(seen, score(kv.keys), masked)], -1)
   weights = attention.safe_softmax(scores)
   slots = memory_kv.keys.shape[1]
   mix = lambda w, v: jnp.einsum("bhqk,bkhd->bqhd", w.astype(v.dtype), v)

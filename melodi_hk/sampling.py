@@ -115,8 +115,8 @@ def generate(dec: decode.Decoder, params, state: decode.DecodeState,
     chunk_size: tokens per compiled call (the streaming granularity).
 
   Returns:
-    An iterator of Chunks of at most `chunk_size` tokens; stops early once every row has
-    sampled a stop token.
+    An iterator of Chunks of at most `chunk_size` tokens; it stops early
+    once every row has sampled a stop token.
   """
   sampling = SamplingConfig() if sampling is None else sampling
   batch = np.shape(logits)[0]
