@@ -57,6 +57,7 @@ class Decoder(NamedTuple):
   #                    -> (logits float32[B, V] of the last token, state)
   decode_step: Callable  # (params, state, token int32[B]) -> (logits, state)
   step: Callable  # decode_step unchecked and unjitted, for use inside jit.
+  check_state: Callable  # (state, batch_size) -> None or ValueError.
   block_length: int  # K.
   vocab_size: int  # V.
 
@@ -258,12 +259,16 @@ def _checked(cfg, model, begin, step, reset, block) -> Decoder:
         progress(total, total)
     return logits, state
 
+  def checker(state, batch: int) -> None:
+    check_state(state, expected_state(batch), batch)
+
   def decode_step(params, state, token):
     token = check_tokens(token, cfg.vocab_size, rank=1)
-    check_state(state, expected_state(token.shape[0]), token.shape[0])
+    checker(state, token.shape[0])
     return step_jit(params, state, token)
 
-  return Decoder(start, prefill, decode_step, step, block, cfg.vocab_size)
+  return Decoder(start, prefill, decode_step, step, checker, block,
+                 cfg.vocab_size)
 
 
 def _check_memory(model, memory, start_of_sequence) -> np.ndarray:

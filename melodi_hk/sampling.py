@@ -121,6 +121,7 @@ def generate(dec: decode.Decoder, params, state: decode.DecodeState,
   sampling = SamplingConfig() if sampling is None else sampling
   batch = np.shape(logits)[0]
   _check(dec, sampling, batch, num_tokens, chunk_size)
+  dec.check_state(state, batch)
   if np.ndim(seeds) == 0:
     seeds = int(seeds) + np.arange(batch)
   seeds = np.asarray(seeds)

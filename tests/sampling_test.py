@@ -141,6 +141,11 @@ class SamplingTest(parameterized.TestCase):
     with self.assertRaisesRegex(ValueError, message):
       _generate(**kwargs)
 
+  def test_logits_and_state_of_other_batch_sizes(self):
+    dec, params, state, logits = _prefilled()
+    with self.assertRaisesRegex(ValueError, "batch of 2"):
+      melodi_hk.generate(dec, params, state, logits[:2], 4)
+
 
 if __name__ == "__main__":
   absltest.main()
