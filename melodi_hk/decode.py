@@ -63,6 +63,7 @@ class Decoder(NamedTuple):
 
 
 def _melodi(cfg):
+  # pylint: disable=protected-access  (the stack's own embedding table)
   def template():
     stack = model_lib.MelodiStack(cfg)
 
