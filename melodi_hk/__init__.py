@@ -23,3 +23,9 @@ from melodi_hk.losses import lm_loss
 from melodi_hk.losses import LossOutput
 from melodi_hk.footprint import Footprint
 from melodi_hk import presets
+# Streaming generation: exact decoding from any model's memory, sampling.
+from melodi_hk.decode import DecodeState
+from melodi_hk.decode import Decoder
+from melodi_hk.decode import decoder
+from melodi_hk.sampling import generate
+from melodi_hk.sampling import SamplingConfig
