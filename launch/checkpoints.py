@@ -64,8 +64,9 @@ class Checkpointer:
     self._read_only = read_only
     self._manager = ocp.CheckpointManager(
         self.directory, options=options, item_handlers={
-            "state": ocp.StandardCheckpointHandler(),
-            "data": ocp.JsonCheckpointHandler()})
+            "state": ocp.StandardCheckpointHandler(
+                multiprocessing_options=hosts),
+            "data": ocp.JsonCheckpointHandler(multiprocessing_options=hosts)})
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
@@ -85,7 +86,8 @@ class Checkpointer:
     """The state and stream state of `step` like `target`.
 
     With `step=None`, the newest step that restores: corrupt newer ones are
-    reported and (unless read-only) renamed `<step>.corrupt`.
+    reported and (unless read-only) renamed `<step>.corrupt`. If no step
+    restores, nothing is renamed.
 
     Raises:
       ValueError: no checkpoint; `step` is corrupt; or the checkpoint holds
@@ -95,6 +97,7 @@ class Checkpointer:
     if not steps:
       raise ValueError(f"No checkpoint in {self.directory}; train first "
                        "or pass the --workdir of a run that saved one.")
+    failed = []  # (path, problem) of newer steps that did not restore.
     for candidate in steps:
       path = os.path.join(self.directory, str(candidate))
       try:
@@ -105,14 +108,18 @@ class Checkpointer:
       except _Mismatch:
         raise
       except _Corrupt as error:
-        problem = error.args[0]
+        failed.append((path, error.args[0]))
       except Exception as error:  # pylint: disable=broad-except
-        problem = _first_line(error)  # tensorstore names the file.
+        failed.append((path, _first_line(error)))  # tensorstore names the file.
       else:
+        for bad_path, problem in failed:
+          self._report_corrupt(bad_path, problem)
         return train_lib.TrainingState(**restored.state), restored.data
-      self._report_corrupt(path, problem, fall_back=step is None)
-    raise ValueError(f"No checkpoint in {self.directory} restores (see the "
-                     "messages above); start a new --workdir.")
+    # Nothing restores: more likely a systematic problem than corruption,
+    # so nothing is renamed.
+    raise ValueError(f"No checkpoint in {self.directory} could be restored: "
+                     + "; ".join(f"{p}: {problem}" for p, problem in failed)
+                     + ". Pass a --workdir whose checkpoints are intact.")
 
   def _check_structure(self, step: int, target: train_lib.TrainingState):
     """ValueError if the saved arrays are not `target`'s (another model)."""
@@ -133,10 +140,20 @@ class Checkpointer:
           f"{'; '.join(diffs[:3])}). Use the --config the run was trained "
           "with (its config.json), or a new --workdir.")
 
-  def _report_corrupt(self, path: str, problem: str, fall_back: bool):
-    if not fall_back:
-      raise ValueError(f"Checkpoint {path} could not be restored: {problem}. "
-                       "Pick another --step.")
+  def set_aside_newer(self, step: int) -> None:
+    """Renames steps after `step` `<n>.superseded`, so `step` resumes.
+
+    For hosts that agreed to resume from an older step than their own
+    newest (another host's newest was corrupt); nothing is deleted.
+    """
+    for newer in [s for s in self.all_steps() if s > step]:
+      path = os.path.join(self.directory, str(newer))
+      os.rename(path, path + ".superseded")
+      logging.warning("Resuming all hosts from step %d: renamed %s to %s.",
+                      step, path, path + ".superseded")
+    self._manager.reload()
+
+  def _report_corrupt(self, path: str, problem: str):
     if not self._read_only:
       os.rename(path, path + CORRUPT_SUFFIX)
       self._manager.reload()  # Forget the renamed step.

@@ -72,7 +72,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
                                   process_index=process_index,
                                   process_count=process_count)
   checkpoints.check_config(workdir, config, ckpt.latest_step() is not None)
-  state = _initial_state(model_cfg, opt, config.seed, rows, ckpt, stream)
+  state = _initial_state(model_cfg, opt, config.seed, rows, ckpt, stream,
+                         process_count)
   checkpoints.store_config(workdir, config)  # Only once the state restored.
   logdir = os.path.join(workdir, "tensorboard") if process_index == 0 else None
   reporter = metrics.Reporter(
@@ -90,8 +91,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
 
 
 def _initial_state(model_cfg, opt: train_lib.OptimizerConfig, seed: int,
-                   rows: int, ckpt: checkpoints.Checkpointer,
-                   stream) -> train_lib.TrainingState:
+                   rows: int, ckpt: checkpoints.Checkpointer, stream,
+                   process_count: int) -> train_lib.TrainingState:
   """The latest checkpoint's host state (moving `stream` on), or a fresh one."""
   init = functools.partial(train_lib.init_state, melodi_hk.build(model_cfg),
                            train_lib.make_optimizer(opt), seed, rows)
@@ -102,6 +103,11 @@ def _initial_state(model_cfg, opt: train_lib.OptimizerConfig, seed: int,
   target = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype),
                         jax.eval_shape(init))
   state, stream_state = ckpt.restore(target)
+  if process_count > 1:  # Hosts must resume together from the same step.
+    steps = multihost_utils.process_allgather(np.int32(state.step))
+    if np.any(steps != steps.min()):  # A host fell back past a corrupt one.
+      state, stream_state = ckpt.restore(target, int(steps.min()))
+      ckpt.set_aside_newer(int(steps.min()))
   stream.set_state(stream_state)  # Memory was restored: rows read on.
   logging.info("Resumed from step %d in %s.", int(state.step), ckpt.directory)
   return state
