@@ -20,6 +20,7 @@ array file, a deleted `_METADATA`) shows up only when it fails to restore:
 that name; nothing is deleted) and falls back to the next newest step.
 """
 
+import contextlib
 import json
 import os
 
@@ -29,6 +30,7 @@ import jax
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
+from orbax.checkpoint._src.serialization import type_handlers as _type_handlers
 
 from launch import train_lib
 
@@ -76,10 +78,11 @@ class Checkpointer:
 
   def save(self, state: train_lib.TrainingState, stream_state: dict) -> None:
     """Saves a host state (see train_lib.to_host) under its step."""
-    self._manager.save(int(state.step), args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state._asdict()),
-        data=ocp.args.JsonSave(stream_state)), force=True)
-    self._manager.wait_until_finished()
+    with _numpy_written_by_every_host():
+      self._manager.save(int(state.step), args=ocp.args.Composite(
+          state=ocp.args.StandardSave(state._asdict()),
+          data=ocp.args.JsonSave(stream_state)), force=True)
+      self._manager.wait_until_finished()
 
   def restore(self, target: train_lib.TrainingState, step: int | None = None
               ) -> tuple[train_lib.TrainingState, dict]:
@@ -165,6 +168,38 @@ class Checkpointer:
 
   def close(self) -> None:
     self._manager.close()
+
+
+class _EveryHostIsProcessZero:
+  """orbax's multihost module, except that process_index() is 0."""
+
+  def __init__(self, module):
+    self._module = module
+
+  def __getattr__(self, name):
+    return getattr(self._module, name)
+
+  @staticmethod
+  def process_index() -> int:
+    return 0
+
+
+@contextlib.contextmanager
+def _numpy_written_by_every_host():
+  """Lets every host's numpy leaves be written, not only process 0's.
+
+  orbax 0.12.8's NumpyHandler writes numpy arrays only where
+  `multihost.process_index() == 0`: right for one replicated copy, but
+  here every host is the primary of its own checkpoint of its own rows,
+  and hosts 1.. would otherwise save empty states. Only that check (and
+  a log label) reads the name patched here, for the duration of a save.
+  """
+  original = _type_handlers.multihost
+  _type_handlers.multihost = _EveryHostIsProcessZero(original)
+  try:
+    yield
+  finally:
+    _type_handlers.multihost = original
 
 
 class _Corrupt(Exception):

@@ -40,7 +40,7 @@ def _run(tmp_path, name, workdir, processes, *flags):
   port, started = _free_port(), []
   for index in range(processes):
     output = tmp_path / f"{name}_{index}.json"
-    log = open(tmp_path / f"{name}_{index}.log", "w")  # pylint: disable=consider-using-with
+    log = open(tmp_path / f"{name}_{index}.log", "w")  # pylint: disable=R1732
     command = [sys.executable, "-m", "tests.multihost_worker",
                f"--process_id={index}", f"--num_processes={processes}",
                f"--port={port}", f"--workdir={workdir}", f"--output={output}",
