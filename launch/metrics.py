@@ -19,8 +19,9 @@ import jax
 import numpy as np
 import tensorflow as tf
 
-# tf.summary.scalar lives in the tensorboard package, which we do not
-# install; this is the metadata it writes, so TensorBoard shows scalars.
+# tf.summary.scalar lives in the tensorboard package (installed to view
+# the logs, but not needed to write them); this is the metadata it writes,
+# so TensorBoard shows scalars.
 _SCALAR = tf.compat.v1.SummaryMetadata(
     plugin_data=tf.compat.v1.SummaryMetadata.PluginData(plugin_name="scalars"))
 
