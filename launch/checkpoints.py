@@ -21,8 +21,10 @@ that name; nothing is deleted) and falls back to the next newest step.
 """
 
 import contextlib
+import gc
 import json
 import os
+import sys
 
 from absl import logging
 from etils import epath
@@ -105,9 +107,10 @@ class Checkpointer:
       path = os.path.join(self.directory, str(candidate))
       try:
         self._check_structure(candidate, target)
-        restored = self._manager.restore(candidate, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(target._asdict()),
-            data=ocp.args.JsonRestore()))
+        with _quiet_closed_event_loops():
+          restored = self._manager.restore(candidate, args=ocp.args.Composite(
+              state=ocp.args.StandardRestore(target._asdict()),
+              data=ocp.args.JsonRestore()))
       except _Mismatch:
         raise
       except _Corrupt as error:
@@ -200,6 +203,29 @@ def _numpy_written_by_every_host():
     yield
   finally:
     _type_handlers.multihost = original
+
+
+@contextlib.contextmanager
+def _quiet_closed_event_loops():
+  """Drops the 'Event loop is closed' errors of an aborted orbax read.
+
+  When tensorstore fails to read a damaged file, orbax's other pending
+  reads later call into their closed asyncio loop; Python prints each as a
+  traceback, dozens of them burying the one message `restore` gives.
+  """
+  previous = sys.unraisablehook
+
+  def hook(unraisable):
+    if not (isinstance(unraisable.exc_value, RuntimeError) and
+            "Event loop is closed" in str(unraisable.exc_value)):
+      previous(unraisable)
+
+  sys.unraisablehook = hook
+  try:
+    yield
+  finally:
+    gc.collect()  # Collect the dead loops' callbacks while still quiet.
+    sys.unraisablehook = previous
 
 
 class _Corrupt(Exception):
