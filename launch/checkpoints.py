@@ -21,7 +21,6 @@ that name; nothing is deleted) and falls back to the next newest step.
 """
 
 import contextlib
-import gc
 import json
 import os
 import sys
@@ -107,15 +106,15 @@ class Checkpointer:
       path = os.path.join(self.directory, str(candidate))
       try:
         self._check_structure(candidate, target)
-        with _quiet_closed_event_loops():
-          restored = self._manager.restore(candidate, args=ocp.args.Composite(
-              state=ocp.args.StandardRestore(target._asdict()),
-              data=ocp.args.JsonRestore()))
+        restored = self._manager.restore(candidate, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(target._asdict()),
+            data=ocp.args.JsonRestore()))
       except _Mismatch:
         raise
       except _Corrupt as error:
         failed.append((path, error.args[0]))
       except Exception as error:  # pylint: disable=broad-except
+        _quiet_closed_event_loops()
         failed.append((path, _first_line(error)))  # tensorstore names the file.
       else:
         for bad_path, problem in failed:
@@ -205,27 +204,26 @@ def _numpy_written_by_every_host():
     _type_handlers.multihost = original
 
 
-@contextlib.contextmanager
-def _quiet_closed_event_loops():
+def _quiet_closed_event_loops() -> None:
   """Drops the 'Event loop is closed' errors of an aborted orbax read.
 
   When tensorstore fails to read a damaged file, orbax's other pending
-  reads later call into their closed asyncio loop; Python prints each as a
-  traceback, dozens of them burying the one message `restore` gives.
+  reads later call into their closed asyncio loop, at any time after the
+  failure; Python would print each as a traceback, dozens burying the one
+  message `restore` gives. Installed once, after such a failure, for the
+  rest of the process; every other unraisable error still prints.
   """
   previous = sys.unraisablehook
+  if getattr(previous, "quiets_closed_loops", False):
+    return
 
   def hook(unraisable):
     if not (isinstance(unraisable.exc_value, RuntimeError) and
             "Event loop is closed" in str(unraisable.exc_value)):
       previous(unraisable)
 
+  hook.quiets_closed_loops = True
   sys.unraisablehook = hook
-  try:
-    yield
-  finally:
-    gc.collect()  # Collect the dead loops' callbacks while still quiet.
-    sys.unraisablehook = previous
 
 
 class _Corrupt(Exception):
