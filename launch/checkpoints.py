@@ -20,10 +20,8 @@ array file, a deleted `_METADATA`) shows up only when it fails to restore:
 that name; nothing is deleted) and falls back to the next newest step.
 """
 
-import contextlib
 import json
 import os
-import sys
 
 from absl import logging
 from etils import epath
@@ -31,8 +29,8 @@ import jax
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
-from orbax.checkpoint._src.serialization import type_handlers as _type_handlers
 
+from launch import orbax_workarounds
 from launch import train_lib
 
 CONFIG_FILE = "config.json"
@@ -79,7 +77,7 @@ class Checkpointer:
 
   def save(self, state: train_lib.TrainingState, stream_state: dict) -> None:
     """Saves a host state (see train_lib.to_host) under its step."""
-    with _numpy_written_by_every_host():
+    with orbax_workarounds.numpy_written_by_every_host():
       self._manager.save(int(state.step), args=ocp.args.Composite(
           state=ocp.args.StandardSave(state._asdict()),
           data=ocp.args.JsonSave(stream_state)), force=True)
@@ -114,7 +112,7 @@ class Checkpointer:
       except _Corrupt as error:
         failed.append((path, error.args[0]))
       except Exception as error:  # pylint: disable=broad-except
-        _quiet_closed_event_loops()
+        orbax_workarounds.quiet_closed_event_loops()
         failed.append((path, _first_line(error)))  # tensorstore names the file.
       else:
         for bad_path, problem in failed:
@@ -170,60 +168,6 @@ class Checkpointer:
 
   def close(self) -> None:
     self._manager.close()
-
-
-class _EveryHostIsProcessZero:
-  """orbax's multihost module, except that process_index() is 0."""
-
-  def __init__(self, module):
-    self._module = module
-
-  def __getattr__(self, name):
-    return getattr(self._module, name)
-
-  @staticmethod
-  def process_index() -> int:
-    return 0
-
-
-@contextlib.contextmanager
-def _numpy_written_by_every_host():
-  """Lets every host's numpy leaves be written, not only process 0's.
-
-  orbax 0.12.8's NumpyHandler writes numpy arrays only where
-  `multihost.process_index() == 0`: right for one replicated copy, but
-  here every host is the primary of its own checkpoint of its own rows,
-  and hosts 1.. would otherwise save empty states. Only that check (and
-  a log label) reads the name patched here, for the duration of a save.
-  """
-  original = _type_handlers.multihost
-  _type_handlers.multihost = _EveryHostIsProcessZero(original)
-  try:
-    yield
-  finally:
-    _type_handlers.multihost = original
-
-
-def _quiet_closed_event_loops() -> None:
-  """Drops the 'Event loop is closed' errors of an aborted orbax read.
-
-  When tensorstore fails to read a damaged file, orbax's other pending
-  reads later call into their closed asyncio loop, at any time after the
-  failure; Python would print each as a traceback, dozens burying the one
-  message `restore` gives. Installed once, after such a failure, for the
-  rest of the process; every other unraisable error still prints.
-  """
-  previous = sys.unraisablehook
-  if getattr(previous, "quiets_closed_loops", False):
-    return
-
-  def hook(unraisable):
-    if not (isinstance(unraisable.exc_value, RuntimeError) and
-            "Event loop is closed" in str(unraisable.exc_value)):
-      previous(unraisable)
-
-  hook.quiets_closed_loops = True
-  sys.unraisablehook = hook
 
 
 class _Corrupt(Exception):
