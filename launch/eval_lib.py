@@ -65,11 +65,15 @@ def restore_params(config: ml_collections.ConfigDict, model_cfg, workdir: str,
   """The params (numpy) of checkpoint `step` (None: latest) and its step."""
   model = melodi_hk.build(model_cfg)
   optimizer = train_lib.make_optimizer(experiment.optimizer_config(config))
+  # After a multi-host run every host saved the same params with its own
+  # rows' memory (checkpoints/host_<i>/); host 0's params are read here.
+  hosts = checkpoints.saved_hosts(workdir)
   shapes = jax.eval_shape(functools.partial(
-      train_lib.init_state, model, optimizer, config.seed, config.batch_size))
+      train_lib.init_state, model, optimizer, config.seed,
+      config.batch_size // hosts))
   target = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes)
   ckpt = checkpoints.Checkpointer(workdir, keep=config.keep_checkpoints,
-                                  read_only=True)
+                                  read_only=True, process_count=hosts)
   try:
     state, _ = ckpt.restore(target, step)
   finally:

@@ -29,6 +29,49 @@ MODEL_CLASSES = {"melodi": melodi_hk.MelodiConfig,
                  "memorizing": melodi_hk.MemorizingConfig}
 
 
+# Run-level fields that must be at least 1, with what each one counts.
+_POSITIVE = {"num_steps": ("updates in the run", 2000),
+             "batch_size": ("global batch rows", 8),
+             "eval_batch_size": ("eval rows", 8),
+             "log_every": ("steps between console lines", 100),
+             "checkpoint_every": ("steps between checkpoints", 1000),
+             "keep_checkpoints": ("checkpoints kept", 3)}
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+  """ValueError naming the first bad run-level value and a fix.
+
+  Called before anything is compiled or written; the model and optimiser
+  dataclasses check their own fields (`model_config`, `optimizer_config`).
+  """
+  for field, (meaning, example) in _POSITIVE.items():
+    value = config.get(field)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+      raise ValueError(
+          f"config.{field}={value!r} must be a positive integer ({meaning}); "
+          f"set e.g. --config.{field}={example}.")
+  model_config(config)
+  optimizer_config(config)
+
+
+def check_batch(batch: dict, vocab_size: int) -> None:
+  """ValueError if a batch holds token ids the embedding has no row for.
+
+  A numpy min/max on the host per step: cheap next to the step itself, and
+  it catches a data set prepared with another tokenizer before the model
+  silently takes the ids modulo vocab_size.
+  """
+  tokens = batch["tokens"]
+  low, high = int(tokens.min()), int(tokens.max())
+  if low < 0 or high >= vocab_size:
+    bad = high if high >= vocab_size else low
+    raise ValueError(
+        f"The data holds token id {bad}, outside [0, {vocab_size}) for "
+        f"config.model.vocab_size={vocab_size}; the data was tokenized with "
+        "another vocabulary. Check --config.data.tokenizer/vocab_path, or "
+        "set --config.model.vocab_size larger.")
+
+
 def model_config(config: ml_collections.ConfigDict):
   """The model dataclass named by `config.model_name`, from `config.model`."""
   if config.model_name not in MODEL_CLASSES:

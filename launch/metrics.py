@@ -6,8 +6,9 @@ Glossary of shapes:
 Each step's metrics stay on the device until `Reporter.flush`, so logging
 costs one device-to-host transfer per K steps instead of a sync per step.
 `flush` checks every step's loss before anything else happens, so a run
-stops on the first non-finite loss before it can write a checkpoint of the
-broken state (big_vision's rail).
+stops on the first diverged loss before it can write a checkpoint of the
+broken state (big_vision's rail). Diverged means NaN, infinite, or finite
+but above MAX_NATS_PER_TOKEN, where the perplexity itself would overflow.
 """
 
 import math
@@ -18,15 +19,24 @@ import jax
 import numpy as np
 import tensorflow as tf
 
-# tf.summary.scalar lives in the tensorboard package, which we do not
-# install; this is the metadata it writes, so TensorBoard shows scalars.
+# tf.summary.scalar lives in the tensorboard package (installed to view
+# the logs, but not needed to write them); this is the metadata it writes,
+# so TensorBoard shows scalars.
 _SCALAR = tf.compat.v1.SummaryMetadata(
     plugin_data=tf.compat.v1.SummaryMetadata.PluginData(plugin_name="scalars"))
 
 
+# log of the largest float64: no model that has learnt anything gets near
+# it (uniform over 32K pieces is 10.4 nats/token), and exp overflows beyond.
+MAX_NATS_PER_TOKEN = math.log(np.finfo(np.float64).max)
+
+
 def perplexity(nats: float, tokens: float) -> float:
   """exp(nats per predicted token); 1.0 when nothing was predicted."""
-  return math.exp(nats / tokens) if tokens else 1.0
+  if not tokens:
+    return 1.0
+  per_token = nats / tokens
+  return math.exp(per_token) if per_token <= MAX_NATS_PER_TOKEN else math.inf
 
 
 class Reporter:
@@ -59,13 +69,18 @@ class Reporter:
     loss, tokens, lr = (np.array([np.ravel(m[key])[0] for m in host])
                         for key in ("loss", "num_tokens", "learning_rate"))
     self._pending = []
-    if not np.all(np.isfinite(loss)):
-      bad = steps[int(np.argmin(np.isfinite(loss)))]
+    with np.errstate(invalid="ignore"):
+      good = np.isfinite(loss) & (loss <= MAX_NATS_PER_TOKEN *
+                                  np.maximum(tokens, 1))
+    if not np.all(good):
+      bad = steps[int(np.argmin(good))]
       raise FloatingPointError(
-          f"The loss became NaN or infinite within steps [{steps[0]}, "
-          f"{steps[-1]}] (first at step {bad}); training stopped and the "
-          "last good checkpoint is left as it was. Restart from it with a "
-          "lower learning rate, or check the data of those steps.")
+          f"The loss became NaN, infinite or too large to exponentiate "
+          f"within steps [{steps[0]}, {steps[-1]}] (first at step {bad}); "
+          "training stopped and the last good checkpoint is left as it was. "
+          "Resume from it with a lower learning rate (e.g. "
+          "--config.optimizer.max_lr=<half>), or check the data of those "
+          "steps.")
     self._report(steps[-1], float(loss.sum()), float(tokens.sum()),
                  float(lr[-1]))
     return dict(zip(steps, loss.tolist()))

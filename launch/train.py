@@ -9,16 +9,22 @@ Tiny MELODI on the offline synthetic corpus, on CPU, in a few minutes:
   python -m launch.train --config=launch/configs/tiny.py \
       --workdir=/tmp/melodi_tiny
 
-Any config field can be overridden, e.g. `--config.model.num_layers=3`.
-Rerunning the same command continues from the latest checkpoint in
---workdir (exactly as if never interrupted); SIGTERM saves and stops.
+Any config field can be overridden, e.g. `--config.model.num_layers=3`;
+`--help` lists them all with their defaults. Rerunning the same command
+continues from the latest checkpoint in --workdir (exactly as if never
+interrupted); SIGTERM saves and stops with exit status 75 (EX_TEMPFAIL:
+preempted, rerun to resume).
 """
+
+import sys
 
 from absl import app
 from absl import flags
+from absl import logging
 import jax
 from ml_collections import config_flags
 
+from launch import config_help
 from launch import metrics
 from launch import trainer
 
@@ -39,11 +45,34 @@ def main(argv):
   metrics.quiet_orbax_logs()
   if _MULTIHOST.value:
     jax.distributed.initialize()
-  trainer.train(_CONFIG.value, _WORKDIR.value,
-                process_index=jax.process_index(),
-                process_count=jax.process_count())
+  try:
+    trainer.train(_CONFIG.value, _WORKDIR.value,
+                  process_index=jax.process_index(),
+                  process_count=jax.process_count())
+  except trainer.Preempted:
+    sys.exit(trainer.EXIT_PREEMPTED)  # Logged by the trainer.
+  except ValueError as error:  # Bad config or workdir: one line, no trace.
+    logging.error("%s", error)
+    sys.exit(1)
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl's parsing, plus the config fields in --help and misspelt fields."""
+  try:
+    return flags.FLAGS(argv)
+  except SystemExit:  # --help printed absl's usage; add the config fields.
+    if {"--help", "-h", "-?", "--helpshort"} & set(argv):
+      print(config_help.describe(flags.FLAGS["config"].value))
+    raise
+  except (AttributeError, KeyError) as error:  # An unknown --config.<field>.
+    config = flags.FLAGS["config"].value or config_help.load(argv)
+    bad = config_help.unknown_fields(config, argv) if config else []
+    valid = ", ".join(config_help.flat_fields(config)) if config else "?"
+    sys.exit(f"Unknown config field(s) {bad or error}: the config file has "
+             f"no such field. Valid fields: {valid}. See --help for each "
+             "field's default and meaning.")
 
 
 if __name__ == "__main__":
   flags.mark_flag_as_required("config")
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

@@ -50,6 +50,9 @@ class OptimizerConfig:
   momentum: float = 0.9  # First-moment EMA (meliad's beta1).
 
   def __post_init__(self):
+    if self.num_steps < 1:
+      raise ValueError(f"num_steps={self.num_steps} must be at least 1; set "
+                       "--config.num_steps=<updates in the run>.")
     if not 0 <= self.warmup_steps < self.num_steps:
       raise ValueError(
           f"warmup_steps={self.warmup_steps} must lie in [0, num_steps="

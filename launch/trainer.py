@@ -8,20 +8,26 @@ Glossary of shapes:
 (state, every row's memory and the data stream's position) or starts
 afresh, runs `config.num_steps` pmapped updates in all, and checkpoints
 every `config.checkpoint_every` steps, at the end, and when SIGTERM asks it
-to stop. Because the checkpoint holds everything a step depends on (the
+to stop: the step is saved completely, then `Preempted` is raised, which
+launch/train.py turns into exit status EXIT_PREEMPTED. With several hosts
+the stop is agreed every step (one tiny all-gather), so all hosts save the
+same step. Because the checkpoint holds everything a step depends on (the
 dropout key is fold_in(rng, step)), a resumed run reproduces the losses of
 an uninterrupted one exactly on the same hardware.
 """
 
 import contextlib
+import functools
 import os
 import signal
 import threading
 
 from absl import logging
 import jax
+from jax.experimental import multihost_utils
 import melodi_hk
 import ml_collections
+import numpy as np
 
 from data import pipeline
 from launch import checkpoints
@@ -30,9 +36,30 @@ from launch import metrics
 from launch import train_lib
 
 
+# sysexits.h EX_TEMPFAIL, "temporary failure, retry": saved and stopped on
+# SIGTERM. Distinct from 0 (done), 1 (error) and 143 (killed by SIGTERM
+# before the handler was installed, nothing saved).
+EXIT_PREEMPTED = 75
+
+
+class Preempted(Exception):
+  """SIGTERM stopped training after `step` was saved completely."""
+
+  def __init__(self, step: int, directory: str, losses: dict[int, float]):
+    super().__init__(f"Stopped by SIGTERM after saving step {step} in "
+                     f"{directory}; rerun the same command to resume.")
+    self.step, self.losses = step, losses  # losses: {step: nats} of the call.
+
+
 def train(config: ml_collections.ConfigDict, workdir: str, *,
           process_index: int = 0, process_count: int = 1) -> dict[int, float]:
-  """Trains up to config.num_steps; returns {step: summed loss} of this call."""
+  """Trains up to config.num_steps; returns {step: summed loss} of this call.
+
+  Raises:
+    Preempted: SIGTERM arrived; the step it names is saved.
+    ValueError: a bad config value, before anything is compiled or written.
+  """
+  experiment.check_config(config)
   model_cfg = experiment.model_config(config)
   opt = experiment.optimizer_config(config)
   devices = jax.local_devices()
@@ -44,9 +71,10 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
   ckpt = checkpoints.Checkpointer(workdir, keep=config.keep_checkpoints,
                                   process_index=process_index,
                                   process_count=process_count)
-  checkpoints.check_and_store_config(workdir, config,
-                                     ckpt.latest_step() is not None)
-  state = _initial_state(model_cfg, opt, config.seed, rows, ckpt, stream)
+  checkpoints.check_config(workdir, config, ckpt.latest_step() is not None)
+  state = _initial_state(model_cfg, opt, config.seed, rows, ckpt, stream,
+                         process_count)
+  checkpoints.store_config(workdir, config)  # Only once the state restored.
   logdir = os.path.join(workdir, "tensorboard") if process_index == 0 else None
   reporter = metrics.Reporter(
       logdir, num_steps=config.num_steps, first_step=int(state.step),
@@ -55,21 +83,31 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
     try:
       return _loop(train_lib.pmap_update(model_cfg, opt),
                    train_lib.to_devices(state, devices), int(state.step),
-                   batches, reporter, ckpt, config, stop)
+                   batches, reporter, ckpt, config,
+                   functools.partial(_agreed_stop, stop, process_count))
     finally:
       reporter.close()
       ckpt.close()
 
 
 def _initial_state(model_cfg, opt: train_lib.OptimizerConfig, seed: int,
-                   rows: int, ckpt: checkpoints.Checkpointer,
-                   stream) -> train_lib.TrainingState:
+                   rows: int, ckpt: checkpoints.Checkpointer, stream,
+                   process_count: int) -> train_lib.TrainingState:
   """The latest checkpoint's host state (moving `stream` on), or a fresh one."""
-  fresh = jax.device_get(train_lib.init_state(
-      melodi_hk.build(model_cfg), train_lib.make_optimizer(opt), seed, rows))
+  init = functools.partial(train_lib.init_state, melodi_hk.build(model_cfg),
+                           train_lib.make_optimizer(opt), seed, rows)
   if ckpt.latest_step() is None:
-    return fresh
-  state, stream_state = ckpt.restore(fresh)
+    return jax.device_get(init())
+  # Restore into zeros of the right shapes: nothing compiles before the
+  # checkpoint's arrays are checked against this config.
+  target = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype),
+                        jax.eval_shape(init))
+  state, stream_state = ckpt.restore(target)
+  if process_count > 1:  # Hosts must resume together from the same step.
+    steps = multihost_utils.process_allgather(np.int32(state.step))
+    if np.any(steps != steps.min()):  # A host fell back past a corrupt one.
+      state, stream_state = ckpt.restore(target, int(steps.min()))
+      ckpt.set_aside_newer(int(steps.min()))
   stream.set_state(stream_state)  # Memory was restored: rows read on.
   logging.info("Resumed from step %d in %s.", int(state.step), ckpt.directory)
   return state
@@ -77,27 +115,43 @@ def _initial_state(model_cfg, opt: train_lib.OptimizerConfig, seed: int,
 
 def _loop(update, state, step: int, batches, reporter: metrics.Reporter,
           ckpt: checkpoints.Checkpointer, config: ml_collections.ConfigDict,
-          stop: threading.Event) -> dict[int, float]:
-  """Runs updates until num_steps or SIGTERM; returns {step: summed loss}."""
+          should_stop) -> dict[int, float]:
+  """Runs updates until num_steps; returns {step: summed loss}.
+
+  Raises:
+    Preempted: once `should_stop()` was True and that step was saved.
+  """
   losses, devices = {}, len(jax.local_devices())
   while step < config.num_steps:
     batch, stream_state = next(batches)
+    experiment.check_batch(batch, config.model.vocab_size)
     batch = pipeline.shard_for_pmap(
         {key: batch[key] for key in train_lib.BATCH_KEYS}, devices)
     state, step_metrics = update(state, batch)
     step += 1
     reporter.add(step, step_metrics)
+    # Read once: a SIGTERM during the flush or save below is acted on at
+    # the next step, so the step named on stopping is always the one saved.
+    stopping = should_stop()
     save = (step % config.checkpoint_every == 0 or
-            step == config.num_steps or stop.is_set())
+            step == config.num_steps or stopping)
     if save or step % config.log_every == 0:
       losses.update(reporter.flush())  # Raises on NaN before any save.
     if save:
       ckpt.save(train_lib.to_host(state), stream_state)
-    if stop.is_set():
-      logging.info("Stopped by SIGTERM after saving step %d in %s.", step,
-                   ckpt.directory)
-      break
+    if stopping and step < config.num_steps:  # Else the run is done.
+      preempted = Preempted(step, ckpt.directory, losses)
+      logging.warning("%s", preempted)
+      raise preempted
   return losses
+
+
+def _agreed_stop(stop: threading.Event, process_count: int) -> bool:
+  """Whether any host got SIGTERM; every host gets the same answer."""
+  if process_count == 1:
+    return stop.is_set()
+  flags = multihost_utils.process_allgather(np.int32(stop.is_set()))
+  return bool(np.any(flags))
 
 
 @contextlib.contextmanager

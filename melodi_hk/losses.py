@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 class LossOutput(NamedTuple):
@@ -20,6 +21,24 @@ class LossOutput(NamedTuple):
   token_losses: jax.Array  # [B, T] masked per-token cross-entropy.
   num_tokens: jax.Array  # [] number of predicted tokens.
   nats_per_token: jax.Array  # [] loss / num_tokens (0 when nothing counts).
+
+
+def check_ids(ids, vocab_size: int, name: str) -> None:
+  """ValueError if concrete `ids` fall outside [0, vocab_size).
+
+  Traced ids (under jit, pmap, grad) are not checked and keep the
+  reference's modulo-V lookup; eager callers get the error instead of a
+  silently wrapped id.
+  """
+  if isinstance(ids, jax.core.Tracer):
+    return
+  ids = np.asarray(ids)
+  if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
+    bad = ids.max() if ids.max() >= vocab_size else ids.min()
+    raise ValueError(
+        f"{name} hold id {bad}, outside [0, {vocab_size}) = the model's "
+        f"vocab_size={vocab_size}; ids are taken modulo vocab_size only under "
+        "jit. Fix the tokenizer or data, or raise vocab_size.")
 
 
 def shift_left(x: jax.Array) -> jax.Array:  # [B, T] -> [B, T], last = 0
@@ -51,6 +70,7 @@ def lm_loss(logits: jax.Array, tokens: jax.Array,
   if logits.shape[:2] != tokens.shape:
     raise ValueError(f"logits {logits.shape} do not match tokens "
                      f"{tokens.shape}: expected [B, T, V] for [B, T].")
+  check_ids(tokens, logits.shape[-1], "tokens (and so targets)")
   targets, mask = targets_and_mask(tokens, loss_mask)
   log_probs = jax.nn.log_softmax(logits.astype(jnp.float32))
   ce = -jnp.take_along_axis(log_probs, (targets % logits.shape[-1])[..., None],

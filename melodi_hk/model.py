@@ -21,6 +21,7 @@ import jax.numpy as jnp
 
 from melodi_hk import config as config_lib
 from melodi_hk import layers
+from melodi_hk import losses
 from melodi_hk import memory as memory_lib
 from melodi_hk import nn
 
@@ -105,6 +106,9 @@ def check_inputs(tokens, start_of_sequence, window_length: int,
   if sos_shape != (shape[0],):
     raise ValueError(f"start_of_sequence must be bool[{shape[0]}] (one "
                      f"flag per batch row); got shape {sos_shape}.")
+  if start_of_sequence.dtype != jnp.bool_:  # 0.5 or 2 would pass jnp.where.
+    raise ValueError("start_of_sequence must be bool; got dtype "
+                     f"{start_of_sequence.dtype}. Pass e.g. `flags > 0`.")
 
 
 def checked_memory(cfg, memory, tokens, start_of_sequence, init_memory, rng,
@@ -128,6 +132,7 @@ def checked_memory(cfg, memory, tokens, start_of_sequence, init_memory, rng,
   """
   check_inputs(tokens, start_of_sequence, cfg.window_length,
                cfg.segment_length)
+  losses.check_ids(tokens, cfg.vocab_size, "tokens")
   batch = tokens.shape[0]
   memory_lib.check_memory(memory, jax.eval_shape(lambda: init_memory(batch)),
                           batch)

@@ -8,7 +8,11 @@ training and evaluation code runs MELODI and both baselines.
 """
 
 import dataclasses
+import functools
 from typing import Callable, NamedTuple
+
+import jax
+import numpy as np
 
 from melodi_hk import config as config_lib
 from melodi_hk import convert
@@ -58,8 +62,39 @@ def family(cfg) -> Family:
 
 
 def build(cfg) -> model_lib.Model:
-  """init / init_memory / apply of the model `cfg` describes."""
-  return family(cfg).build(cfg)
+  """init / init_memory / apply of the model `cfg` describes.
+
+  `apply` first checks that its params have the names and shapes `init`
+  makes for `cfg` (abstractly, once per trace), so params of another config
+  give one error naming the differences instead of a deep Haiku traceback.
+  """
+  model = family(cfg).build(cfg)
+  expected = functools.cache(lambda: _shapes(jax.eval_shape(
+      model.init, jax.ShapeDtypeStruct((2,), np.uint32))))
+
+  def apply(params, *args, **kwargs):
+    _check_params(_shapes(params), expected(), cfg)
+    return model.apply(params, *args, **kwargs)
+
+  return model._replace(apply=apply)
+
+
+def _shapes(params) -> dict[str, tuple[int, ...]]:
+  return {jax.tree_util.keystr(path): tuple(np.shape(leaf)) for path, leaf
+          in jax.tree_util.tree_flatten_with_path(params)[0]}
+
+
+def _check_params(got: dict, want: dict, cfg) -> None:
+  if got == want:
+    return
+  diffs = [f"{key}: {got.get(key, 'missing')} (expected "
+           f"{want.get(key, 'absent')})" for key in sorted(set(got) | set(want))
+           if got.get(key) != want.get(key)]
+  raise ValueError(
+      f"The params do not match this {type(cfg).__name__} "
+      f"({len(diffs)} differences, e.g. {'; '.join(diffs[:3])}). Build the "
+      "model from the config the params were made with, or make new params "
+      "with this model's `init`.")
 
 
 def params_from_meliad(flat: dict, cfg):

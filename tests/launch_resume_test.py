@@ -64,7 +64,9 @@ def test_sigterm_then_resume_reproduces_the_uninterrupted_run(
 
   with monkeypatch.context() as preempt:
     preempt.setattr(metrics.Reporter, "add", add_and_preempt)
-    first = trainer.train(config, str(tmp_path))
+    with pytest.raises(trainer.Preempted) as stopped:
+      trainer.train(config, str(tmp_path))
+  first = stopped.value.losses
   assert sorted(first) == [1, 2, 3]
   assert _latest_step(str(tmp_path)) == 3
   second = trainer.train(config, str(tmp_path))

@@ -34,8 +34,8 @@ def base_config() -> ml_collections.ConfigDict:
       momentum=0.9))
   config.seed = 0  # Parameters, dropout and the shuffled document order.
   config.log_every = 100  # Console line and TensorBoard scalars.
-  config.checkpoint_every = 1000
-  config.keep_checkpoints = 3
+  config.checkpoint_every = 1000  # Also at the end and on SIGTERM.
+  config.keep_checkpoints = 3  # Older checkpoints are deleted.
   return config
 
 
