@@ -211,7 +211,8 @@ def build(cfg: config_lib.MelodiConfig) -> Model:
                        rng, is_training), start_of_sequence)
     begin_rng, step_rng = (None, None) if rng is None else jax.random.split(rng)
     carry = begin_apply(params, begin_rng, memory, is_training)
-    step = lambda c, t, r: step_apply(params, r, c, t, is_training)
+    step = nn.remat(  # The window step is pure: jax.checkpoint applies.
+        lambda c, t, r: step_apply(params, r, c, t, is_training), cfg.remat)
     logits, carry = unroll(step, carry, tokens, cfg.window_length, step_rng)
     return logits, memory_lib.MelodiMemory(
         carry.short, tuple(memory_lib.LongTermMemory(c.tokens)

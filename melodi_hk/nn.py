@@ -61,6 +61,23 @@ class FeedForward(hk.Module):
     return self.out(jax.nn.relu(self.hidden(x)))  # hidden: [..., F]
 
 
+def remat(fn, option: str, transform=jax.checkpoint):
+  """`fn` under `transform` (jax.checkpoint or hk.remat) as `option` asks.
+
+  "none": `fn` itself. "window" / "layer": store only its inputs and
+  recompute the rest in the backward pass. "dots": also store the outputs
+  of matmuls without batch dimensions (weight matmuls: projections, FFN,
+  token mixing, vocabulary head), so the backward pass recomputes only
+  attention, norms, dropout masks and element-wise ops.
+  """
+  if option == "none":
+    return fn
+  if option == "dots":
+    return transform(
+        fn, policy=jax.checkpoint_policies.dots_with_no_batch_dims_saveable)
+  return transform(fn)
+
+
 def tiled_dropout(x: jax.Array, rate: float, is_training: bool) -> jax.Array:
   """meliad's dropout: one (1, tile, E) mask repeated along the token axis.
 

@@ -1,0 +1,91 @@
+"""Every remat option computes what `remat="none"` computes, for all models.
+
+Glossary of shapes: B batch, T segment, W window, V vocabulary.
+
+Remat only changes what the backward pass stores, so the loss and every
+gradient must match `none` to float rounding, with dropout on (the
+recomputed masks must be the very same draws) and a non-zero memory.
+The baselines' goldens are also replayed under each option.
+"""
+
+import dataclasses
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import chex
+import jax
+import jax.numpy as jnp
+
+import melodi_hk
+from melodi_hk import config as config_lib
+from tests import baselines_testing
+from tests import melodi_testing
+
+
+def _baseline(cls, **extra):
+  return cls(vocab_size=50, num_layers=3, embed_dim=16, num_heads=2,
+             head_dim=8, mlp_dim=32, window_length=8, segment_length=32,
+             dropout_rate=0.1, attention_dropout_rate=0.1, dtype="float32",
+             **extra)
+
+
+_CASES = (
+    ("melodi", melodi_testing.tiny_config, config_lib.MELODI_REMAT),
+    ("transformer_xl", lambda: _baseline(melodi_hk.TransformerXLConfig),
+     config_lib.BASELINE_REMAT),
+    ("memorizing", lambda: _baseline(melodi_hk.MemorizingConfig,
+                                     memory_layer=1, memory_size=64),
+     config_lib.BASELINE_REMAT),
+)
+
+
+def loss_and_grads(cfg, seed=0):
+  """Summed training loss and its gradients on one random segment."""
+  model = melodi_hk.build(cfg)
+  params = model.init(jax.random.PRNGKey(seed))
+  tokens = jax.random.randint(jax.random.PRNGKey(seed + 1),
+                              (2, cfg.segment_length), 1, cfg.vocab_size)
+  sos = jnp.array([True, False])
+  memory = jax.tree.map(lambda m: (m + 0.5).astype(m.dtype),
+                        model.init_memory(2))
+
+  def loss(params):
+    logits, _ = model.apply(params, memory, tokens, sos,
+                            rng=jax.random.PRNGKey(seed + 2),
+                            is_training=True)
+    return melodi_hk.lm_loss(logits, tokens).loss
+
+  return jax.jit(jax.value_and_grad(loss))(params)
+
+
+class RematTest(parameterized.TestCase):
+
+  @parameterized.named_parameters(*[
+      (f"{name}_{remat}", make, remat)
+      for name, make, options in _CASES for remat in options[1:]])
+  def test_same_loss_and_gradients_as_none(self, make, remat):
+    cfg = make()
+    want_loss, want_grads = loss_and_grads(cfg)
+    loss, grads = loss_and_grads(dataclasses.replace(cfg, remat=remat))
+    chex.assert_trees_all_close(loss, want_loss, rtol=1e-5)
+    chex.assert_trees_all_close(grads, want_grads, rtol=1e-4, atol=1e-6)
+
+  @parameterized.product(name=("txl_tiny", "memorizing_dense_tiny"),
+                         remat=config_lib.BASELINE_REMAT[1:])
+  def test_baseline_goldens_hold(self, name, remat):
+    errors = baselines_testing.replay_errors(name, remat)
+    bad = {k: e for k, e in errors.items() if not e < baselines_testing.RTOL}
+    self.assertEmpty(bad)
+
+  @parameterized.parameters(
+      (melodi_testing.tiny_config, "layer"),
+      (lambda: _baseline(melodi_hk.TransformerXLConfig), "window"),
+      (lambda: _baseline(melodi_hk.MemorizingConfig, memory_layer=1,
+                         memory_size=64), "everything"))
+  def test_unknown_option_is_named(self, make, remat):
+    with self.assertRaisesRegex(ValueError, f"remat='{remat}'"):
+      dataclasses.replace(make(), remat=remat)
+
+
+if __name__ == "__main__":
+  absltest.main()
