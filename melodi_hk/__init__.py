@@ -13,6 +13,8 @@ from melodi_hk.transformer_xl import XLMemory
 from melodi_hk.model import Model
 # build and the conversions dispatch on the config type (MELODI unchanged).
 from melodi_hk.registry import build
+from melodi_hk.registry import build_loss
+from melodi_hk.model import loss_from_apply
 from melodi_hk.registry import memory_from_meliad
 from melodi_hk.registry import memory_to_meliad
 from melodi_hk.registry import params_from_meliad

@@ -9,6 +9,8 @@ learned temperature, spec §3), masked entries get -1e6 and the softmax is
 meliad's "safe" one, which gives a row with every key masked weight 0.
 """
 
+import functools
+
 import haiku as hk
 import jax
 import jax.numpy as jnp
@@ -94,12 +96,55 @@ def attend(queries, keys, values, scale, *, bias=None, mask=None,
   if mask is not None:
     mask = mask[:, None] if mask.ndim == 3 else mask
     scores = jnp.where(mask, scores, _MASKED)
-  weights = safe_softmax(scores)  # [B, H, Q, K]
+  keep = None
   if is_training and dropout_rate > 0.0:
     keep = jax.random.bernoulli(hk.next_rng_key(), 1.0 - dropout_rate,
-                                weights.shape[1:])  # [H, Q, K]
-    weights = jnp.where(keep, weights / (1.0 - dropout_rate), 0.0)
+                                scores.shape[1:])  # [H, Q, K]
+  return _mix(scores, keep, values, dropout_rate)
+
+
+def _dropped(weights, keep, rate: float):  # [B, H, Q, K], mask [H, Q, K]
+  if keep is None:
+    return weights
+  return jnp.where(keep, weights / (1.0 - rate), 0.0)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _mix(scores, keep, values, rate: float) -> jax.Array:
+  """softmax, dropout and the weighted sum of values: [B, Q, H, D].
+
+  A custom gradient so that the backward pass keeps only the float32
+  weights [B, H, Q, K] and the boolean mask, where autodiff would store the
+  scores, their exponentials and the dropped weights as well (about 4x the
+  memory, the largest activations of a window).
+  """
+  weights = _dropped(safe_softmax(scores), keep, rate)
   return jnp.einsum("bhqk,bkhd->bqhd", weights.astype(values.dtype), values)
+
+
+def _mix_fwd(scores, keep, values, rate):
+  weights = safe_softmax(scores)  # [B, H, Q, K] float32
+  out = jnp.einsum("bhqk,bkhd->bqhd",
+                   _dropped(weights, keep, rate).astype(values.dtype), values)
+  return out, (weights, keep, values)
+
+
+def _mix_bwd(rate, residuals, grad):  # grad [B, Q, H, D]
+  weights, keep, values = residuals
+  dropped = _dropped(weights, keep, rate).astype(values.dtype)
+  grad_values = jnp.einsum("bhqk,bqhd->bkhd", dropped, grad.astype(
+      values.dtype)).astype(values.dtype)
+  grad_dropped = jnp.einsum("bqhd,bkhd->bhqk", grad, values,
+                            preferred_element_type=jnp.float32)
+  grad_weights = _dropped(grad_dropped, keep, rate)
+  # The softmax Jacobian; the max shift and the floor term of safe_softmax
+  # cancel out of it exactly (the weights do not depend on the shift).
+  grad_scores = weights * (grad_weights - jnp.sum(
+      grad_weights * weights, -1, keepdims=True))
+  return grad_scores, None, grad_values
+
+
+_mix.defvjp(_mix_fwd, _mix_bwd)
 
 
 def _unit(x: jax.Array) -> jax.Array:  # [..., D], L2-normalised per head

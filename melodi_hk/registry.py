@@ -53,6 +53,18 @@ def build(cfg) -> model_lib.Model:
   return family(cfg).build(cfg)
 
 
+def build_loss(cfg):
+  """The training loss `(params, memory, tokens, sos, loss_mask=None,
+  rng=None, is_training=False) -> (LossOutput, memory)` of `cfg`'s model.
+
+  Equal to `apply` followed by `lm_loss`; MELODI's computes it a window at
+  a time inside its scan, which never holds the segment's [B, T, V] logits.
+  """
+  if isinstance(cfg, config_lib.MelodiConfig):
+    return model_lib.build_loss(cfg)
+  return model_lib.loss_from_apply(build(cfg))
+
+
 def params_from_meliad(flat: dict, cfg):
   """Our parameters from meliad's flat {path: array} for any family."""
   return family(cfg).params_from_meliad(flat, cfg)

@@ -61,5 +61,29 @@ class AttendTest(absltest.TestCase):
                                 jax.nn.softmax(scores), atol=1e-6)
 
 
+class MixGradientTest(absltest.TestCase):
+
+  def test_custom_gradient_equals_autodiff(self):
+    # Scores with a fully masked row (all weights 0) and dropout on.
+    scores = jax.random.normal(jax.random.PRNGKey(0), (2, 3, 5, 7)) * 3
+    scores = scores.at[:, :, 0].set(-1e6)
+    values = jax.random.normal(jax.random.PRNGKey(1), (2, 7, 3, 4))
+    keep = jax.random.bernoulli(jax.random.PRNGKey(2), 0.7, (3, 5, 7))
+    cotangent = jax.random.normal(jax.random.PRNGKey(3), (2, 5, 3, 4))
+
+    def plain(scores, values):
+      weights = jnp.where(keep, attention.safe_softmax(scores) / 0.7, 0.0)
+      return jnp.einsum("bhqk,bkhd->bqhd", weights, values)
+
+    def custom(scores, values):
+      return attention._mix(scores, keep, values, 0.3)
+
+    want = jax.vjp(plain, scores, values)
+    got = jax.vjp(custom, scores, values)
+    chex.assert_trees_all_close(got[0], want[0], rtol=1e-6)
+    chex.assert_trees_all_close(got[1](cotangent), want[1](cotangent),
+                                rtol=1e-5, atol=1e-6)
+
+
 if __name__ == "__main__":
   absltest.main()

@@ -39,9 +39,14 @@ _CASES = (
 )
 
 
-def loss_and_grads(cfg, seed=0):
-  """Summed training loss and its gradients on one random segment."""
+def loss_and_grads(cfg, seed=0, in_scan=True):
+  """Summed training loss and its gradients on one random segment.
+
+  in_scan: MELODI's window-by-window `build_loss`; False: apply + lm_loss.
+  """
   model = melodi_hk.build(cfg)
+  training_loss = (melodi_hk.build_loss(cfg) if in_scan else
+                   melodi_hk.loss_from_apply(model))
   params = model.init(jax.random.PRNGKey(seed))
   tokens = jax.random.randint(jax.random.PRNGKey(seed + 1),
                               (2, cfg.segment_length), 1, cfg.vocab_size)
@@ -49,13 +54,16 @@ def loss_and_grads(cfg, seed=0):
   memory = jax.tree.map(lambda m: (m + 0.5).astype(m.dtype),
                         model.init_memory(2))
 
-  def loss(params):
-    logits, _ = model.apply(params, memory, tokens, sos,
-                            rng=jax.random.PRNGKey(seed + 2),
-                            is_training=True)
-    return melodi_hk.lm_loss(logits, tokens).loss
+  loss_mask = jax.random.bernoulli(jax.random.PRNGKey(seed + 3), 0.8,
+                                   tokens.shape)
 
-  return jax.jit(jax.value_and_grad(loss))(params)
+  def loss(params):
+    out, memory_out = training_loss(params, memory, tokens, sos, loss_mask,
+                                    rng=jax.random.PRNGKey(seed + 2),
+                                    is_training=True)
+    return out.loss, (out, memory_out)
+
+  return jax.jit(jax.value_and_grad(loss, has_aux=True))(params)
 
 
 class RematTest(parameterized.TestCase):
@@ -65,9 +73,17 @@ class RematTest(parameterized.TestCase):
       for name, make, options in _CASES for remat in options[1:]])
   def test_same_loss_and_gradients_as_none(self, make, remat):
     cfg = make()
-    want_loss, want_grads = loss_and_grads(cfg)
-    loss, grads = loss_and_grads(dataclasses.replace(cfg, remat=remat))
-    chex.assert_trees_all_close(loss, want_loss, rtol=1e-5)
+    want, want_grads = loss_and_grads(cfg)
+    got, grads = loss_and_grads(dataclasses.replace(cfg, remat=remat))
+    chex.assert_trees_all_close(got, want, rtol=1e-5, atol=1e-6)
+    chex.assert_trees_all_close(grads, want_grads, rtol=1e-4, atol=1e-6)
+
+  @parameterized.parameters(*config_lib.MELODI_REMAT)
+  def test_loss_in_scan_equals_apply_then_lm_loss(self, remat):
+    cfg = melodi_testing.tiny_config(remat=remat)
+    want, want_grads = loss_and_grads(cfg, in_scan=False)
+    got, grads = loss_and_grads(cfg, in_scan=True)
+    chex.assert_trees_all_close(got, want, rtol=1e-5, atol=1e-6)
     chex.assert_trees_all_close(grads, want_grads, rtol=1e-4, atol=1e-6)
 
   @parameterized.product(name=("txl_tiny", "memorizing_dense_tiny"),
