@@ -114,6 +114,19 @@ def training_flops(cfg: melodi_hk.MelodiConfig, batch: int) -> float:
   return 3.0 * batch * per_segment
 
 
+def baseline_training_flops(cfg, batch: int) -> float:
+  """The same count for Transformer-XL (keys: 2W per query window, masked
+  half included) and the Memorizing Transformer (plus its memory layer,
+  whose queries score all C + T keys)."""
+  e, hd, t = cfg.embed_dim, cfg.num_heads * cfg.head_dim, cfg.segment_length
+  dense = 2 * t * e * 4 * hd + 4 * t * e * cfg.mlp_dim  # Q, K, V, out, FFN.
+  layer = dense + 4 * t * 2 * cfg.window_length * hd
+  total = cfg.num_layers * layer + 2 * t * e * cfg.vocab_size
+  if isinstance(cfg, melodi_hk.MemorizingConfig):
+    total += dense + 4 * t * (cfg.memory_size + t) * hd
+  return 3.0 * batch * total
+
+
 def matmul_peak(dtype: str) -> float:
   """Achieved FLOP/s of a large square matmul on the default device."""
   n = 4096 if jax.default_backend() != "cpu" else 1024
@@ -204,11 +217,17 @@ def compare() -> dict:
   # Ratio per round, then the median: rounds share the machine's load.
   ratio = lambda n: float(np.median(np.array(times[n]) /
                                     np.array(times["transformer_xl"])))
+  flops = {n: (training_flops if n == "melodi" else baseline_training_flops)(
+      b.cfg, _BATCH.value) for n, b in benches.items()}
   return dict(mode="compare", remat=remat, batch=_BATCH.value,
               config=vars(benches["melodi"].cfg), step_s=step,
               compile_s={n: round(b.compile_s, 2) for n, b in benches.items()},
               melodi_over_xl=ratio("melodi"),
-              memorizing_over_xl=ratio("memorizing"))
+              memorizing_over_xl=ratio("memorizing"),
+              # What the arithmetic alone would predict.
+              melodi_over_xl_flops=flops["melodi"] / flops["transformer_xl"],
+              memorizing_over_xl_flops=(flops["memorizing"] /
+                                        flops["transformer_xl"]))
 
 
 def main(argv):

@@ -88,19 +88,26 @@ def attend(queries, keys, values, scale, *, bias=None, mask=None,
   Returns:
     [B, Q, H, D] in the values' dtype.
   """
-  scores = jnp.einsum("bqhd,bkhd->bhqk", queries, keys,
-                      preferred_element_type=jnp.float32)  # [B, H, Q, K]
-  if bias is not None:
-    scores += bias
-  scores *= scale[:, None, None]
   if mask is not None:
-    mask = mask[:, None] if mask.ndim == 3 else mask
-    scores = jnp.where(mask, scores, _MASKED)
+    mask = mask[:, None] if mask.ndim == 3 else mask  # [B, 1, Q, K] / [Q, K]
   keep = None
   if is_training and dropout_rate > 0.0:
     keep = jax.random.bernoulli(hk.next_rng_key(), 1.0 - dropout_rate,
-                                scores.shape[1:])  # [H, Q, K]
-  return _mix(scores, keep, values, dropout_rate)
+                                (scale.shape[0],) + queries.shape[1:2] +
+                                keys.shape[1:2])  # [H, Q, K]
+  return _attend(queries, keys, values, scale, bias, mask, keep, dropout_rate)
+
+
+def _scores(queries, keys, scale, bias, mask):
+  """float32 scores [B, H, Q, K]: (q.k + bias) * scale, masked."""
+  raw = jnp.einsum("bqhd,bkhd->bhqk", queries, keys,
+                   preferred_element_type=jnp.float32)  # [B, H, Q, K]
+  if bias is not None:
+    raw += bias
+  scores = raw * scale[:, None, None]
+  if mask is not None:
+    scores = jnp.where(mask, scores, _MASKED)
+  return scores
 
 
 def _dropped(weights, keep, rate: float):  # [B, H, Q, K], mask [H, Q, K]
@@ -109,42 +116,60 @@ def _dropped(weights, keep, rate: float):  # [B, H, Q, K], mask [H, Q, K]
   return jnp.where(keep, weights / (1.0 - rate), 0.0)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
-def _mix(scores, keep, values, rate: float) -> jax.Array:
-  """softmax, dropout and the weighted sum of values: [B, Q, H, D].
+@functools.partial(jax.custom_vjp, nondiff_argnums=(7,))
+def _attend(queries, keys, values, scale, bias, mask, keep, rate: float):
+  """`attend` after the dropout mask is drawn: [B, Q, H, D].
 
-  A custom gradient so that the backward pass keeps only the float32
-  weights [B, H, Q, K] and the boolean mask, where autodiff would store the
-  scores, their exponentials and the dropped weights as well (about 4x the
-  memory, the largest activations of a window).
+  A custom gradient that stores only the inputs and recomputes the scores
+  and weights in the backward pass (bit for bit the forward's), as
+  FlashAttention does. Autodiff would store the float32 scores, unscaled
+  scores (for the learned scale's gradient), weights and dropped weights,
+  [B, H, Q, K] each: the largest activations of a window. The price is one
+  more q.k matmul and softmax per attention in the backward pass.
   """
-  weights = _dropped(safe_softmax(scores), keep, rate)
-  return jnp.einsum("bhqk,bkhd->bqhd", weights.astype(values.dtype), values)
+  return _attend_fwd(queries, keys, values, scale, bias, mask, keep, rate)[0]
 
 
-def _mix_fwd(scores, keep, values, rate):
-  weights = safe_softmax(scores)  # [B, H, Q, K] float32
+def _attend_fwd(queries, keys, values, scale, bias, mask, keep, rate):
+  weights = safe_softmax(_scores(queries, keys, scale, bias, mask))
   out = jnp.einsum("bhqk,bkhd->bqhd",
                    _dropped(weights, keep, rate).astype(values.dtype), values)
-  return out, (weights, keep, values)
+  return out, (queries, keys, values, scale, bias, mask, keep)
 
 
-def _mix_bwd(rate, residuals, grad):  # grad [B, Q, H, D]
-  weights, keep, values = residuals
+def _attend_bwd(rate, residuals, grad):  # grad [B, Q, H, D]
+  queries, keys, values, scale, bias, mask, keep = residuals
+  weights = safe_softmax(_scores(queries, keys, scale, bias, mask))
   dropped = _dropped(weights, keep, rate).astype(values.dtype)
   grad_values = jnp.einsum("bhqk,bqhd->bkhd", dropped, grad.astype(
-      values.dtype)).astype(values.dtype)
-  grad_dropped = jnp.einsum("bqhd,bkhd->bhqk", grad, values,
-                            preferred_element_type=jnp.float32)
-  grad_weights = _dropped(grad_dropped, keep, rate)
-  # The softmax Jacobian; the max shift and the floor term of safe_softmax
-  # cancel out of it exactly (the weights do not depend on the shift).
+      values.dtype))
+  grad_weights = _dropped(jnp.einsum("bqhd,bkhd->bhqk", grad, values,
+                                     preferred_element_type=jnp.float32),
+                          keep, rate)
+  # The softmax Jacobian; safe_softmax's max shift and floor term cancel
+  # out of it exactly. Masked keys have weight 0, hence gradient 0.
   grad_scores = weights * (grad_weights - jnp.sum(
-      grad_weights * weights, -1, keepdims=True))
-  return grad_scores, None, grad_values
+      grad_weights * weights, -1, keepdims=True))  # [B, H, Q, K]
+  grad_low = grad_scores.astype(queries.dtype)
+  # d/dq of sum(g * (q.k + bias)) is sum_k g k; the scale's gradient
+  # sum(g * (q.k + bias)) reuses it instead of storing q.k + bias.
+  grad_q = jnp.einsum("bhqk,bkhd->bqhd", grad_low, keys,
+                      preferred_element_type=jnp.float32)
+  grad_scale = jnp.einsum("bqhd,bqhd->h", grad_q,
+                          queries.astype(jnp.float32))
+  grad_bias = None
+  if bias is not None:
+    grad_bias = jnp.einsum("bhqk->hqk", grad_scores) * scale[:, None, None]
+    grad_scale += jnp.einsum("bhqk,hqk->h", grad_scores, bias)
+  grad_k = jnp.einsum("bhqk,bqhd->bkhd", grad_low, queries,
+                      preferred_element_type=jnp.float32)
+  h = scale[None, None, :, None]
+  return ((grad_q * h).astype(queries.dtype),
+          (grad_k * h).astype(keys.dtype), grad_values.astype(values.dtype),
+          grad_scale, grad_bias, None, None)
 
 
-_mix.defvjp(_mix_fwd, _mix_bwd)
+_attend.defvjp(_attend_fwd, _attend_bwd)
 
 
 def _unit(x: jax.Array) -> jax.Array:  # [..., D], L2-normalised per head

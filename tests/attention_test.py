@@ -64,25 +64,32 @@ class AttendTest(absltest.TestCase):
 class MixGradientTest(absltest.TestCase):
 
   def test_custom_gradient_equals_autodiff(self):
-    # Scores with a fully masked row (all weights 0) and dropout on.
-    scores = jax.random.normal(jax.random.PRNGKey(0), (2, 3, 5, 7)) * 3
-    scores = scores.at[:, :, 0].set(-1e6)
-    values = jax.random.normal(jax.random.PRNGKey(1), (2, 7, 3, 4))
-    keep = jax.random.bernoulli(jax.random.PRNGKey(2), 0.7, (3, 5, 7))
-    cotangent = jax.random.normal(jax.random.PRNGKey(3), (2, 5, 3, 4))
+    # A fully masked row (all weights 0), a bias, a learned scale, dropout.
+    q, k, v, g = (jax.random.normal(jax.random.PRNGKey(i), shape) for i, shape
+                  in enumerate([(2, 5, 3, 4), (2, 7, 3, 4), (2, 7, 3, 4),
+                                (2, 5, 3, 4)]))
+    bias = jax.random.normal(jax.random.PRNGKey(5), (3, 5, 7))
+    scale = jnp.array([0.5, 2.0, 3.0])
+    mask = np.ones((5, 7), bool)
+    mask[0] = False
+    keep = jax.random.bernoulli(jax.random.PRNGKey(6), 0.7, (3, 5, 7))
 
-    def plain(scores, values):
-      weights = jnp.where(keep, attention.safe_softmax(scores) / 0.7, 0.0)
-      return jnp.einsum("bhqk,bkhd->bqhd", weights, values)
+    def plain(q, k, v, scale, bias):
+      scores = (jnp.einsum("bqhd,bkhd->bhqk", q, k) + bias) * scale[:, None,
+                                                                   None]
+      weights = attention.safe_softmax(jnp.where(mask, scores, -1e6))
+      weights = jnp.where(keep, weights / 0.7, 0.0)
+      return jnp.einsum("bhqk,bkhd->bqhd", weights, v)
 
-    def custom(scores, values):
-      return attention._mix(scores, keep, values, 0.3)
+    def custom(q, k, v, scale, bias):
+      return attention._attend(q, k, v, scale, bias, mask, keep, 0.3)
 
-    want = jax.vjp(plain, scores, values)
-    got = jax.vjp(custom, scores, values)
-    chex.assert_trees_all_close(got[0], want[0], rtol=1e-6)
-    chex.assert_trees_all_close(got[1](cotangent), want[1](cotangent),
-                                rtol=1e-5, atol=1e-6)
+    args = (q, k, v, scale, bias)
+    want, want_vjp = jax.vjp(plain, *args)
+    got, got_vjp = jax.vjp(custom, *args)
+    chex.assert_trees_all_close(got, want, rtol=1e-5, atol=1e-6)
+    chex.assert_trees_all_close(got_vjp(g), want_vjp(g), rtol=1e-4,
+                                atol=1e-5)
 
 
 if __name__ == "__main__":

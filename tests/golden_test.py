@@ -70,11 +70,13 @@ class ForwardGoldenTest(parameterized.TestCase):
 
 class GradientGoldenTest(parameterized.TestCase):
 
-  @parameterized.product(name=_GRADS, segment=(1, 2), remat=_REMAT,
-                         in_scan=(False, True))
-  def test_segment_gradients_match_reference(self, name, segment, remat,
-                                             in_scan):
-    # in_scan: the training loss computed window by window (build_loss).
+  # in_scan: the training loss computed window by window (build_loss);
+  # False: apply followed by lm_loss.
+  @parameterized.product(name=_GRADS, segment=(1, 2), remat_in_scan=(
+      [("none", False)] + [(remat, True) for remat in _REMAT]))
+  def test_segment_gradients_match_reference(self, name, segment,
+                                             remat_in_scan):
+    remat, in_scan = remat_in_scan
     cfg, g, flat = load_golden(name)
     cfg = dataclasses.replace(cfg, remat=remat)
     model = melodi_hk.build(cfg)
