@@ -92,9 +92,8 @@ def attend(queries, keys, values, scale, *, bias=None, mask=None,
     mask = mask[:, None] if mask.ndim == 3 else mask  # [B, 1, Q, K] / [Q, K]
   keep = None
   if is_training and dropout_rate > 0.0:
-    keep = jax.random.bernoulli(hk.next_rng_key(), 1.0 - dropout_rate,
-                                (scale.shape[0],) + queries.shape[1:2] +
-                                keys.shape[1:2])  # [H, Q, K]
+    keep = nn.keep_mask(dropout_rate, (scale.shape[0],) + queries.shape[1:2] +
+                        keys.shape[1:2])  # [H, Q, K]
   return _attend(queries, keys, values, scale, bias, mask, keep, dropout_rate)
 
 

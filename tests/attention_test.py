@@ -5,11 +5,13 @@ import pathlib
 
 from absl.testing import absltest
 import chex
+import haiku as hk
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from melodi_hk import attention
+from melodi_hk import nn
 
 _TESTDATA = pathlib.Path(__file__).parent / "testdata"
 
@@ -90,6 +92,20 @@ class MixGradientTest(absltest.TestCase):
     chex.assert_trees_all_close(got, want, rtol=1e-5, atol=1e-6)
     chex.assert_trees_all_close(got_vjp(g), want_vjp(g), rtol=1e-4,
                                 atol=1e-5)
+
+
+class KeepMaskTest(absltest.TestCase):
+
+  def test_keep_rate_and_fresh_draws(self):
+    draw = hk.transform(lambda: nn.keep_mask(0.25, (4, 100, 101)))
+    first = draw.apply({}, jax.random.PRNGKey(0))
+    second = draw.apply({}, jax.random.PRNGKey(1))
+    self.assertEqual(first.shape, (4, 100, 101))
+    # 40400 units: the keep rate is 0.75 within 5 standard deviations.
+    self.assertAlmostEqual(float(first.mean()), 0.75, delta=0.011)
+    # Independent draws agree on 0.75^2 + 0.25^2 of the units.
+    self.assertAlmostEqual(float((first == second).mean()), 0.625,
+                           delta=0.013)
 
 
 if __name__ == "__main__":

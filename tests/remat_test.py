@@ -22,19 +22,24 @@ from tests import baselines_testing
 from tests import melodi_testing
 
 
+def _melodi(**extra):  # Two layers keep the compiles short.
+  return melodi_testing.tiny_config(num_layers=2, long_term_layers=(1,),
+                                    **extra)
+
+
 def _baseline(cls, **extra):
-  return cls(vocab_size=50, num_layers=3, embed_dim=16, num_heads=2,
+  return cls(vocab_size=50, num_layers=2, embed_dim=16, num_heads=2,
              head_dim=8, mlp_dim=32, window_length=8, segment_length=32,
              dropout_rate=0.1, attention_dropout_rate=0.1, dtype="float32",
              **extra)
 
 
 _CASES = (
-    ("melodi", melodi_testing.tiny_config, config_lib.MELODI_REMAT),
+    ("melodi", _melodi, config_lib.MELODI_REMAT),
     ("transformer_xl", lambda: _baseline(melodi_hk.TransformerXLConfig),
      config_lib.BASELINE_REMAT),
     ("memorizing", lambda: _baseline(melodi_hk.MemorizingConfig,
-                                     memory_layer=1, memory_size=64),
+                                     memory_layer=0, memory_size=64),
      config_lib.BASELINE_REMAT),
 )
 
@@ -82,7 +87,7 @@ class RematTest(parameterized.TestCase):
   def test_loss_in_scan_equals_apply_then_lm_loss(self):
     # With the test above (in-scan loss under each option equals "none"),
     # this covers the in-scan loss under every option.
-    cfg = melodi_testing.tiny_config()
+    cfg = _melodi()
     want, want_grads = loss_and_grads(cfg, in_scan=False)
     got, grads = loss_and_grads(cfg, in_scan=True)
     chex.assert_trees_all_close(got, want, rtol=1e-5, atol=1e-6)
@@ -96,9 +101,9 @@ class RematTest(parameterized.TestCase):
     self.assertEmpty(bad)
 
   @parameterized.parameters(
-      (melodi_testing.tiny_config, "layer"),
+      (_melodi, "layer"),
       (lambda: _baseline(melodi_hk.TransformerXLConfig), "window"),
-      (lambda: _baseline(melodi_hk.MemorizingConfig, memory_layer=1,
+      (lambda: _baseline(melodi_hk.MemorizingConfig, memory_layer=0,
                          memory_size=64), "everything"))
   def test_unknown_option_is_named(self, make, remat):
     with self.assertRaisesRegex(ValueError, f"remat='{remat}'"):
