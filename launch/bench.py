@@ -1,22 +1,26 @@
-r"""Times one jitted MELODI training step and prints one JSON line.
+r"""Compiles and times the real training step; prints one JSON line per run.
 
 Glossary of shapes: B batch, T segment, W window, S summary, M short memory,
-L long memory, I increment, E width, H heads, D head dim, F MLP, V vocab.
+L long memory, I increment, C Memorizing slots, E width, H heads, D head dim,
+F MLP, V vocab.
 
-The step is what training runs: forward over a segment, the summed loss,
-its gradient and an optax Adafactor update. Defaults are the CPU config of
-README.md's side-by-side comparison with meliad (4 layers, E 256, 4x64
-heads, F 1024, W 128, T 512, M = S = 32, long layer 2 with L 512, I 16,
-batch 2, float32, dropout 0.05):
+The step is launch/train_lib.py's `update` (forward over a segment, summed
+loss, gradient, Adafactor), jitted as training jits it. Each JSON line gives
+compile time, XLA's memory analysis of the compiled step (temp, argument,
+output bytes), and unless --compile_only the median step time. Defaults are
+the CPU comparison config (4 layers, E 256, 4x64 heads, F 1024, W 128,
+T 512, M = S = 32, long layer 2 with L 512 / I 16, batch 2, float32):
 
-  python -m launch.bench
-  python -m launch.bench --num_layers=12 --embed_dim=1024 --num_heads=8 \
-    --head_dim=128 --mlp_dim=4096 --window_length=512 --segment_length=4096 \
-    --memory=128 --long_layer=6 --long_memory=8192 --increment=64 \
-    --dtype=bfloat16 --batch=1 --vocab_size=32128     # paper scale, GPU/TPU
+  python -m launch.bench                              # MELODI, defaults
+  python -m launch.bench --compare                    # MELODI & Memorizing / XL
+  python -m launch.bench --compile_only --remat=window --num_layers=13 \
+    --embed_dim=1024 --num_heads=8 --head_dim=128 --mlp_dim=4096 \
+    --window_length=512 --segment_length=4096 --memory=128 --long_layer=6 \
+    --long_memory=8192 --increment=64 --dtype=bfloat16 --batch=1 \
+    --vocab_size=32128                                # paper size, analysed
 
-FLOPs are counted analytically (matmuls and attention, x3 for training);
-the fraction is of a dense matmul's throughput measured in this process.
+FLOPs are counted analytically for MELODI (matmuls and attention, x3 for
+training); the fraction is of a dense matmul's rate measured in-process.
 """
 
 import json
@@ -27,10 +31,13 @@ from absl import flags
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 import melodi_hk
+from launch import train_lib
 
+_MODEL = flags.DEFINE_enum("model", "melodi",
+                           ["melodi", "transformer_xl", "memorizing"],
+                           "Model family.")
 _LAYERS = flags.DEFINE_integer("num_layers", 4, "Layers.")
 _EMBED = flags.DEFINE_integer("embed_dim", 256, "E.")
 _HEADS = flags.DEFINE_integer("num_heads", 4, "H.")
@@ -40,30 +47,53 @@ _VOCAB = flags.DEFINE_integer("vocab_size", 256, "V.")
 _WINDOW = flags.DEFINE_integer("window_length", 128, "W.")
 _SEGMENT = flags.DEFINE_integer("segment_length", 512, "T.")
 _MEMORY = flags.DEFINE_integer("memory", 32, "M = S.")
-_LONG_LAYER = flags.DEFINE_integer("long_layer", 2, "Long layer; -1: none.")
+_LONG_LAYER = flags.DEFINE_integer(
+    "long_layer", 2, "MELODI's long layer (-1: none); Memorizing's memory "
+    "layer.")
 _LONG_MEMORY = flags.DEFINE_integer("long_memory", 512, "L.")
 _INCREMENT = flags.DEFINE_integer("increment", 16, "I.")
+_SLOTS = flags.DEFINE_integer("memory_size", 2048, "C (Memorizing).")
 _DTYPE = flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"],
                            "Compute dtype.")
 _BATCH = flags.DEFINE_integer("batch", 2, "B.")
 _DROPOUT = flags.DEFINE_float("dropout", 0.05, "Both dropout rates.")
-_STEPS = flags.DEFINE_integer("steps", 10, "Timed steps.")
+_REMAT = flags.DEFINE_string(
+    "remat", "none", "Remat policy: none | window | dots (MELODI); "
+    "none | layer | dots (baselines).")
+_COMPILE_ONLY = flags.DEFINE_bool(
+    "compile_only", False, "Compile and analyse memory; do not run.")
+_COMPARE = flags.DEFINE_bool(
+    "compare", False, "Time MELODI, Transformer-XL and Memorizing in "
+    "alternating rounds; print their step-time ratios to XL.")
+_ROUNDS = flags.DEFINE_integer("rounds", 3, "Alternating rounds (--compare).")
+_STEPS = flags.DEFINE_integer("steps", 10, "Timed steps (per round).")
 _WARMUP = flags.DEFINE_integer("warmup", 2, "Untimed steps after compiling.")
 
+_BASELINE_REMAT = {"window": "layer"}  # --compare maps MELODI's names.
 
-def config_from_flags() -> melodi_hk.MelodiConfig:
-  long_term = _LONG_LAYER.value >= 0
-  return melodi_hk.MelodiConfig(
+
+def config_from_flags(model: str, remat: str):
+  """The model config of the size flags for one family."""
+  shared = dict(
       vocab_size=_VOCAB.value, num_layers=_LAYERS.value,
       embed_dim=_EMBED.value, num_heads=_HEADS.value,
       head_dim=_HEAD_DIM.value, mlp_dim=_MLP.value,
       window_length=_WINDOW.value, segment_length=_SEGMENT.value,
-      short_term_memory_size=_MEMORY.value, summary_size=_MEMORY.value,
+      dropout_rate=_DROPOUT.value, attention_dropout_rate=_DROPOUT.value,
+      dtype=_DTYPE.value, remat=remat)
+  if model == "transformer_xl":
+    return melodi_hk.TransformerXLConfig(**shared)
+  if model == "memorizing":
+    return melodi_hk.MemorizingConfig(
+        **shared, memory_layer=max(_LONG_LAYER.value, 0),
+        memory_size=_SLOTS.value)
+  long_term = _LONG_LAYER.value >= 0
+  return melodi_hk.MelodiConfig(
+      **shared, short_term_memory_size=_MEMORY.value,
+      summary_size=_MEMORY.value,
       long_term_layers=(_LONG_LAYER.value,) if long_term else (),
       long_term_memory_size=_LONG_MEMORY.value if long_term else 0,
-      long_term_memory_increment=_INCREMENT.value if long_term else 0,
-      dropout_rate=_DROPOUT.value, attention_dropout_rate=_DROPOUT.value,
-      dtype=_DTYPE.value)
+      long_term_memory_increment=_INCREMENT.value if long_term else 0)
 
 
 def training_flops(cfg: melodi_hk.MelodiConfig, batch: int) -> float:
@@ -84,6 +114,19 @@ def training_flops(cfg: melodi_hk.MelodiConfig, batch: int) -> float:
   return 3.0 * batch * per_segment
 
 
+def baseline_training_flops(cfg, batch: int) -> float:
+  """The same count for Transformer-XL (keys: 2W per query window, masked
+  half included) and the Memorizing Transformer (plus its memory layer,
+  whose queries score all C + T keys)."""
+  e, hd, t = cfg.embed_dim, cfg.num_heads * cfg.head_dim, cfg.segment_length
+  dense = 2 * t * e * 4 * hd + 4 * t * e * cfg.mlp_dim  # Q, K, V, out, FFN.
+  layer = dense + 4 * t * 2 * cfg.window_length * hd
+  total = cfg.num_layers * layer + 2 * t * e * cfg.vocab_size
+  if isinstance(cfg, melodi_hk.MemorizingConfig):
+    total += dense + 4 * t * (cfg.memory_size + t) * hd
+  return 3.0 * batch * total
+
+
 def matmul_peak(dtype: str) -> float:
   """Achieved FLOP/s of a large square matmul on the default device."""
   n = 4096 if jax.default_backend() != "cpu" else 1024
@@ -98,56 +141,98 @@ def matmul_peak(dtype: str) -> float:
   return 2.0 * n ** 3 / float(np.median(times))
 
 
-def make_step(model, optimizer):
-  """The jitted training step: (params, opt_state, memory, batch, rng)."""
-  def loss_fn(params, memory, tokens, sos, rng):
-    logits, memory = model.apply(params, memory, tokens, sos, rng=rng,
-                                 is_training=True)
-    return melodi_hk.lm_loss(logits, tokens).loss, memory
+class Bench:
+  """One model's compiled `train_lib.update`, its state and a fixed batch."""
 
-  def step(params, opt_state, memory, tokens, sos, rng):
-    (loss, memory), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        params, memory, tokens, sos, rng)
-    updates, opt_state = optimizer.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state, memory, loss
-
-  return jax.jit(step, donate_argnums=(0, 1, 2))
-
-
-def time_steps(step, state, tokens, sos, num_steps):
-  """Runs `num_steps` steps; returns (per-step seconds, final state)."""
-  times = []
-  for i in range(num_steps):
+  def __init__(self, cfg, batch: int, compile_only: bool):
+    self.cfg = cfg
+    opt = train_lib.OptimizerConfig(num_steps=1000, warmup_steps=10)
+    model = melodi_hk.build(cfg)
+    make_state = lambda: train_lib.init_state(
+        model, train_lib.make_optimizer(opt), 0, batch)
+    state = jax.eval_shape(make_state) if compile_only else make_state()
+    tokens = jax.random.randint(jax.random.PRNGKey(1),
+                                (batch, cfg.segment_length), 1, cfg.vocab_size)
+    self.batch = {"tokens": tokens,
+                  "start_of_sequence": jnp.zeros((batch,), bool),
+                  "loss_mask": jnp.ones_like(tokens, bool)}
     start = time.perf_counter()
-    *state, loss = step(*state, tokens, sos, jax.random.PRNGKey(i))
-    loss.block_until_ready()
-    times.append(time.perf_counter() - start)
-  return times, state
+    self.step = train_lib.jit_update(cfg, opt).lower(
+        state, self.batch).compile()
+    self.compile_s = time.perf_counter() - start
+    self.state = None if compile_only else state
+
+  def memory(self) -> dict:
+    """XLA's memory analysis of the compiled step, in bytes."""
+    m = self.step.memory_analysis()
+    return dict(temp_bytes=m.temp_size_in_bytes,
+                argument_bytes=m.argument_size_in_bytes,
+                output_bytes=m.output_size_in_bytes,
+                alias_bytes=m.alias_size_in_bytes)
+
+  def time(self, num_steps: int) -> list[float]:
+    """Runs `num_steps` steps (state carried); returns seconds per step."""
+    times = []
+    for _ in range(num_steps):
+      start = time.perf_counter()
+      self.state, metrics = self.step(self.state, self.batch)
+      metrics["loss"].block_until_ready()
+      times.append(time.perf_counter() - start)
+    return times
+
+
+def run_one(model: str) -> dict:
+  cfg, batch = config_from_flags(model, _REMAT.value), _BATCH.value
+  bench = Bench(cfg, batch, _COMPILE_ONLY.value)
+  out = dict(device=jax.devices()[0].device_kind, model=model,
+             config=vars(cfg), batch=batch, compile_s=round(bench.compile_s, 2),
+             **bench.memory())
+  if _COMPILE_ONLY.value:
+    return out
+  bench.time(_WARMUP.value)
+  median = float(np.median(bench.time(_STEPS.value)))
+  out.update(step_s=median, tokens_per_s=batch * cfg.segment_length / median)
+  if model == "melodi":
+    flops, peak = training_flops(cfg, batch), matmul_peak(cfg.dtype)
+    out.update(flops_per_step=flops, flops_per_s=flops / median,
+               matmul_peak_flops_per_s=peak,
+               flop_utilisation=flops / median / peak)
+  return out
+
+
+def compare() -> dict:
+  """MELODI and Memorizing step times over XL's, from alternating rounds."""
+  remat = _REMAT.value
+  names = ("melodi", "transformer_xl", "memorizing")
+  benches = {n: Bench(config_from_flags(
+      n, remat if n == "melodi" else _BASELINE_REMAT.get(remat, remat)),
+                      _BATCH.value, False) for n in names}
+  for bench in benches.values():
+    bench.time(_WARMUP.value)
+  times = {n: [] for n in names}
+  for _ in range(_ROUNDS.value):
+    for n in names:
+      times[n].append(float(np.median(benches[n].time(_STEPS.value))))
+  step = {n: float(np.median(t)) for n, t in times.items()}
+  # Ratio per round, then the median: rounds share the machine's load.
+  ratio = lambda n: float(np.median(np.array(times[n]) /
+                                    np.array(times["transformer_xl"])))
+  flops = {n: (training_flops if n == "melodi" else baseline_training_flops)(
+      b.cfg, _BATCH.value) for n, b in benches.items()}
+  return dict(mode="compare", remat=remat, batch=_BATCH.value,
+              config=vars(benches["melodi"].cfg), step_s=step,
+              compile_s={n: round(b.compile_s, 2) for n, b in benches.items()},
+              melodi_over_xl=ratio("melodi"),
+              memorizing_over_xl=ratio("memorizing"),
+              # What the arithmetic alone would predict.
+              melodi_over_xl_flops=flops["melodi"] / flops["transformer_xl"],
+              memorizing_over_xl_flops=(flops["memorizing"] /
+                                        flops["transformer_xl"]))
 
 
 def main(argv):
   del argv
-  cfg, batch = config_from_flags(), _BATCH.value
-  model = melodi_hk.build(cfg)
-  optimizer = optax.adafactor(1e-3, decay_rate=0.8, momentum=0.9,
-                              multiply_by_parameter_scale=True)
-  params = model.init(jax.random.PRNGKey(0))
-  state = (params, optimizer.init(params), model.init_memory(batch))
-  tokens = jax.random.randint(jax.random.PRNGKey(1),
-                              (batch, cfg.segment_length), 1, cfg.vocab_size)
-  sos = jnp.zeros((batch,), bool)
-  step = make_step(model, optimizer)
-  compile_times, state = time_steps(step, state, tokens, sos, 1)
-  _, state = time_steps(step, state, tokens, sos, _WARMUP.value)
-  times, _ = time_steps(step, state, tokens, sos, _STEPS.value)
-  median, flops = float(np.median(times)), training_flops(cfg, batch)
-  peak = matmul_peak(cfg.dtype)
-  print(json.dumps(dict(
-      device=jax.devices()[0].device_kind, config=vars(cfg), batch=batch,
-      compile_s=round(compile_times[0] - median, 3), step_s=median,
-      tokens_per_s=batch * cfg.segment_length / median, flops_per_step=flops,
-      flops_per_s=flops / median, matmul_peak_flops_per_s=peak,
-      flop_utilisation=flops / median / peak)))
+  print(json.dumps(compare() if _COMPARE.value else run_one(_MODEL.value)))
 
 
 if __name__ == "__main__":

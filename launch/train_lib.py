@@ -103,7 +103,8 @@ def init_state(model: melodi_hk.Model, optimizer: optax.GradientTransformation,
 
 def update(state: TrainingState, batch: dict[str, jax.Array], *,
            model: melodi_hk.Model, optimizer: optax.GradientTransformation,
-           schedule: Callable, axis_name: str | None = None):
+           schedule: Callable, axis_name: str | None = None,
+           loss: Callable | None = None):
   """One training step on this device's rows.
 
   Args:
@@ -114,6 +115,8 @@ def update(state: TrainingState, batch: dict[str, jax.Array], *,
     optimizer: from `make_optimizer`.
     schedule: step -> learning rate, only reported.
     axis_name: the device axis to average gradients over, or None.
+    loss: the model's training loss (`melodi_hk.build_loss`); None: `apply`
+      followed by `lm_loss`, the same value.
 
   Returns:
     (new state, metrics): loss (summed nats) and num_tokens summed over
@@ -124,11 +127,12 @@ def update(state: TrainingState, batch: dict[str, jax.Array], *,
   if axis_name is not None:
     rng = jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
 
+  loss = loss or melodi_hk.loss_from_apply(model)
+
   def loss_fn(params):
-    logits, memory = model.apply(params, state.memory, batch["tokens"],
-                                 batch["start_of_sequence"], rng=rng,
-                                 is_training=True)  # [R, T, V]
-    out = melodi_hk.lm_loss(logits, batch["tokens"], batch["loss_mask"])
+    out, memory = loss(params, state.memory, batch["tokens"],
+                       batch["start_of_sequence"], batch["loss_mask"],
+                       rng=rng, is_training=True)
     return out.loss, (out.num_tokens, memory)
 
   (loss, (num_tokens, memory)), grads = jax.value_and_grad(
@@ -146,7 +150,8 @@ def update(state: TrainingState, batch: dict[str, jax.Array], *,
 
 def _update_fn(model_cfg, opt: OptimizerConfig, axis_name: str | None):
   return functools.partial(
-      update, model=melodi_hk.build(model_cfg), optimizer=make_optimizer(opt),
+      update, model=melodi_hk.build(model_cfg),
+      loss=melodi_hk.build_loss(model_cfg), optimizer=make_optimizer(opt),
       schedule=functools.partial(learning_rate, opt=opt), axis_name=axis_name)
 
 

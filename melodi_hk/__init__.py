@@ -14,6 +14,8 @@ from melodi_hk.model import Model
 # Everything that differs per model type dispatches on the config type.
 from melodi_hk.registry import build
 from melodi_hk.registry import memory_footprint
+from melodi_hk.registry import build_loss
+from melodi_hk.model import loss_from_apply
 from melodi_hk.registry import memory_from_meliad
 from melodi_hk.registry import memory_to_meliad
 from melodi_hk.registry import params_from_meliad

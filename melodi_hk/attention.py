@@ -10,6 +10,8 @@ softmax is meliad's "safe" one, which gives a row with every key masked
 weight 0.
 """
 
+import functools
+
 import haiku as hk
 import jax
 import jax.numpy as jnp
@@ -87,20 +89,107 @@ def attend(queries, keys, values, scale, *, bias=None, mask=None,
   Returns:
     [B, Q, H, D] in the values' dtype.
   """
-  scores = jnp.einsum("bqhd,bkhd->bhqk", queries, keys,
-                      preferred_element_type=jnp.float32)  # [B, H, Q, K]
-  if bias is not None:
-    scores += bias
-  scores *= scale[:, None, None]
   if mask is not None:
-    mask = mask[:, None] if mask.ndim == 3 else mask
-    scores = jnp.where(mask, scores, _MASKED)
-  weights = safe_softmax(scores)  # [B, H, Q, K]
+    mask = mask[:, None] if mask.ndim == 3 else mask  # [B, 1, Q, K] / [Q, K]
+  keep = None
   if is_training and dropout_rate > 0.0:
-    keep = jax.random.bernoulli(hk.next_rng_key(), 1.0 - dropout_rate,
-                                weights.shape[1:])  # [H, Q, K]
-    weights = jnp.where(keep, weights / (1.0 - dropout_rate), 0.0)
-  return jnp.einsum("bhqk,bkhd->bqhd", weights.astype(values.dtype), values)
+    keep = nn.keep_mask(dropout_rate, (scale.shape[0],) + queries.shape[1:2] +
+                        keys.shape[1:2])  # [H, Q, K]
+  return _attend(*_same_varying_axes(queries, keys, values, scale, bias),
+                 mask, keep, dropout_rate)
+
+
+def _varying(x) -> frozenset:
+  return jax.typeof(x).manual_axis_type.varying
+
+
+def _same_varying_axes(*xs):
+  """Marks every input as varying over the axes any of them varies over.
+
+  Under shard_map the rows vary over the device axis while the scale and
+  bias are replicated; a custom gradient must return each cotangent with
+  its input's type, so the replicated inputs are cast to varying first
+  (autodiff turns that cast into the psum of their gradients).
+  """
+  axes = frozenset().union(*(_varying(x) for x in xs if x is not None))
+  return tuple(
+      x if x is None or not axes - _varying(x) else
+      jax.lax.pcast(x, tuple(sorted(axes - _varying(x))), to="varying")
+      for x in xs)
+
+
+def _scores(queries, keys, scale, bias, mask):
+  """float32 scores [B, H, Q, K]: (q.k + bias) * scale, masked."""
+  raw = jnp.einsum("bqhd,bkhd->bhqk", queries, keys,
+                   preferred_element_type=jnp.float32)  # [B, H, Q, K]
+  if bias is not None:
+    raw += bias
+  scores = raw * scale[:, None, None]
+  if mask is not None:
+    scores = jnp.where(mask, scores, _MASKED)
+  return scores
+
+
+def _dropped(weights, keep, rate: float):  # [B, H, Q, K], mask [H, Q, K]
+  if keep is None:
+    return weights
+  return jnp.where(keep, weights / (1.0 - rate), 0.0)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(7,))
+def _attend(queries, keys, values, scale, bias, mask, keep, rate: float):
+  """`attend` after the dropout mask is drawn: [B, Q, H, D].
+
+  A custom gradient that stores only the inputs and recomputes the scores
+  and weights in the backward pass (bit for bit the forward's), as
+  FlashAttention does. Autodiff would store the float32 scores, unscaled
+  scores (for the learned scale's gradient), weights and dropped weights,
+  [B, H, Q, K] each: the largest activations of a window. The price is one
+  more q.k matmul and softmax per attention in the backward pass.
+  """
+  return _attend_fwd(queries, keys, values, scale, bias, mask, keep, rate)[0]
+
+
+def _attend_fwd(queries, keys, values, scale, bias, mask, keep, rate):
+  weights = safe_softmax(_scores(queries, keys, scale, bias, mask))
+  out = jnp.einsum("bhqk,bkhd->bqhd",
+                   _dropped(weights, keep, rate).astype(values.dtype), values)
+  return out, (queries, keys, values, scale, bias, mask, keep)
+
+
+def _attend_bwd(rate, residuals, grad):  # grad [B, Q, H, D]
+  queries, keys, values, scale, bias, mask, keep = residuals
+  weights = safe_softmax(_scores(queries, keys, scale, bias, mask))
+  dropped = _dropped(weights, keep, rate).astype(values.dtype)
+  grad_values = jnp.einsum("bhqk,bqhd->bkhd", dropped, grad.astype(
+      values.dtype))
+  grad_weights = _dropped(jnp.einsum("bqhd,bkhd->bhqk", grad, values,
+                                     preferred_element_type=jnp.float32),
+                          keep, rate)
+  # The softmax Jacobian; safe_softmax's max shift and floor term cancel
+  # out of it exactly. Masked keys have weight 0, hence gradient 0.
+  grad_scores = weights * (grad_weights - jnp.sum(
+      grad_weights * weights, -1, keepdims=True))  # [B, H, Q, K]
+  grad_low = grad_scores.astype(queries.dtype)
+  # d/dq of sum(g * (q.k + bias)) is sum_k g k; the scale's gradient
+  # sum(g * (q.k + bias)) reuses it instead of storing q.k + bias.
+  grad_q = jnp.einsum("bhqk,bkhd->bqhd", grad_low, keys,
+                      preferred_element_type=jnp.float32)
+  grad_scale = jnp.einsum("bqhd,bqhd->h", grad_q,
+                          queries.astype(jnp.float32))
+  grad_bias = None
+  if bias is not None:
+    grad_bias = jnp.einsum("bhqk->hqk", grad_scores) * scale[:, None, None]
+    grad_scale += jnp.einsum("bhqk,hqk->h", grad_scores, bias)
+  grad_k = jnp.einsum("bhqk,bqhd->bkhd", grad_low, queries,
+                      preferred_element_type=jnp.float32)
+  h = scale[None, None, :, None]
+  return ((grad_q * h).astype(queries.dtype),
+          (grad_k * h).astype(keys.dtype), grad_values.astype(values.dtype),
+          grad_scale, grad_bias, None, None)
+
+
+_attend.defvjp(_attend_fwd, _attend_bwd)
 
 
 def _unit(x: jax.Array) -> jax.Array:  # [..., D], L2-normalised per head

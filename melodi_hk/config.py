@@ -14,6 +14,14 @@ where they mean the same thing: `TransformerXLConfig` and `MemorizingConfig`.
 import dataclasses
 
 DTYPES = ("float32", "bfloat16")
+# What the backward pass recomputes instead of storing (MaxText's
+# remat_policy). MELODI: "window" stores only the carry between windows and
+# recomputes each window step; "dots" also stores the outputs of the
+# weight matmuls (projections, FFN, token mixing; not attention scores).
+# The baselines run all windows of a segment through a layer at once, so
+# their unit is the layer: "layer" stores only each layer's input.
+MELODI_REMAT = ("none", "window", "dots")
+BASELINE_REMAT = ("none", "layer", "dots")
 
 
 def _require_positive(cfg, names):
@@ -37,6 +45,12 @@ def _require_windows(segment_length, window_length):
         f"segment_length={segment_length} must be a multiple of "
         f"window_length={window_length}; e.g. segment_length="
         f"{max(1, segment_length // window_length) * window_length}.")
+
+
+def _require_remat(cfg, choices):
+  if cfg.remat not in choices:
+    raise ValueError(f"{type(cfg).__name__}: remat={cfg.remat!r} is not one "
+                     f"of {choices}.")
 
 
 def _require_dtype(dtype):
@@ -67,6 +81,7 @@ class MelodiConfig:
   # slots from cross-attention instead of letting them dilute it
   # (melodi_hk/README.md §13.2).
   mask_unwritten_long_memory: bool = False
+  remat: str = "none"  # One of MELODI_REMAT; same results, less memory.
 
   def __post_init__(self):
     object.__setattr__(self, "long_term_layers",
@@ -83,6 +98,7 @@ class MelodiConfig:
     _require_windows(self.segment_length, self.window_length)
     _require_rate(self, ("dropout_rate", "attention_dropout_rate"))
     _require_dtype(self.dtype)
+    _require_remat(self, MELODI_REMAT)
     self._validate_long_term()
 
   def _validate_long_term(self):
@@ -139,6 +155,7 @@ class TransformerXLConfig:
   # False: meliad's "vanilla" transformer (seq_*_vanilla.gin): no cache, so
   # a window attends only within itself and nothing is carried.
   xl_cache: bool = True
+  remat: str = "none"  # One of BASELINE_REMAT; same results, less memory.
 
   def __post_init__(self):
     _validate_sliding_window(self)
@@ -178,6 +195,7 @@ class MemorizingConfig:
   # The reference adds the memory layer's input twice
   # (melodi_hk/README.md §13.14); True keeps only the layer's own residual.
   single_residual: bool = False
+  remat: str = "none"  # One of BASELINE_REMAT; same results, less memory.
 
   def __post_init__(self):
     _validate_sliding_window(self)
@@ -209,3 +227,4 @@ def _validate_sliding_window(cfg) -> None:
   _require_windows(cfg.segment_length, cfg.window_length)
   _require_rate(cfg, ("dropout_rate", "attention_dropout_rate"))
   _require_dtype(cfg.dtype)
+  _require_remat(cfg, BASELINE_REMAT)

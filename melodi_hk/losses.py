@@ -72,10 +72,24 @@ def lm_loss(logits: jax.Array, tokens: jax.Array,
                      f"{tokens.shape}: expected [B, T, V] for [B, T].")
   check_ids(tokens, logits.shape[-1], "tokens (and so targets)")
   targets, mask = targets_and_mask(tokens, loss_mask)
+  return summed(masked_token_losses(logits, targets, mask), mask)
+
+
+def masked_token_losses(logits: jax.Array, targets: jax.Array,
+                        mask: jax.Array) -> jax.Array:
+  """Cross-entropies float32[B, n] of logits [B, n, V]; 0 where not `mask`.
+
+  Any span of positions works (a window at a time gives the same numbers as
+  the whole segment), given that span's targets and mask.
+  """
   log_probs = jax.nn.log_softmax(logits.astype(jnp.float32))
   ce = -jnp.take_along_axis(log_probs, (targets % logits.shape[-1])[..., None],
-                            axis=-1)[..., 0]  # [B, T]
-  token_losses = jnp.where(mask, ce, 0.0)
+                            axis=-1)[..., 0]  # [B, n]
+  return jnp.where(mask, ce, 0.0)
+
+
+def summed(token_losses: jax.Array, mask: jax.Array) -> LossOutput:
+  """The LossOutput of per-token losses [B, T] and their mask [B, T]."""
   loss = jnp.sum(token_losses)
   num_tokens = jnp.sum(mask)
   return LossOutput(loss, token_losses, num_tokens,

@@ -136,9 +136,9 @@ def _forward(cfg, tokens, memory: MemorizingMemory, is_training: bool):
   x = stack.embed(tokens)  # [B, T, E]
   caches = list(memory.caches)
   for l, layer in enumerate(stack.layers):
-    x, caches[l] = layer(x, caches[l], is_training)
+    x, caches[l] = stack.remat(layer)(x, caches[l], is_training)
     if l == cfg.memory_layer:
-      z, kv = memory_layer(x, memory.kv, is_training)
+      z, kv = stack.remat(memory_layer)(x, memory.kv, is_training)
       x = z if cfg.single_residual else x + z
   return stack.head(x, is_training), MemorizingMemory(tuple(caches), kv)
 

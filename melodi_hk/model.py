@@ -141,7 +141,7 @@ def checked_memory(cfg, memory, tokens, start_of_sequence, init_memory, rng,
   return jax.lax.stop_gradient(memory)
 
 
-def unroll(window_step: Callable, carry, tokens: jax.Array, window_length: int,
+def unroll(window_step: Callable, carry, tokens, window_length: int,
            rng: jax.Array | None):
   """Runs `window_step` over the windows of `tokens` with one lax.scan.
 
@@ -160,16 +160,19 @@ def unroll(window_step: Callable, carry, tokens: jax.Array, window_length: int,
   Args:
     window_step: (carry, tokens int32[B, W], rng) -> (out [B, W, ...], carry).
     carry: any pytree.
-    tokens: int32[B, T] with T a multiple of W.
+    tokens: int32[B, T] with T a multiple of W, or a pytree of [B, T, ...]
+      arrays cut into windows alike.
     window_length: W.
     rng: a key split into one key per window, or None.
 
   Returns:
     (out [B, T, ...], carry after the last window).
   """
-  batch, length = tokens.shape
+  batch, length = jax.tree.leaves(tokens)[0].shape[:2]
   num_windows = length // window_length
-  windows = tokens.reshape(batch, num_windows, window_length).swapaxes(0, 1)
+  windows = jax.tree.map(lambda a: a.reshape(
+      (batch, num_windows, window_length) + a.shape[2:]).swapaxes(0, 1),
+                         tokens)  # [N, B, W, ...]
   rngs = None if rng is None else jax.random.split(rng, num_windows)
 
   def body(carry, inputs):
@@ -177,8 +180,18 @@ def unroll(window_step: Callable, carry, tokens: jax.Array, window_length: int,
     return carry, out
 
   carry, out = jax.lax.scan(body, carry, (windows, rngs))  # out [N, B, W, ...]
-  out = out.swapaxes(0, 1)
-  return out.reshape((batch, length) + out.shape[3:]), carry
+  return jax.tree.map(lambda o: o.swapaxes(0, 1).reshape(
+      (batch, length) + o.shape[3:]), out), carry
+
+
+def loss_from_apply(model: Model) -> Callable:
+  """The training loss of any model as `apply` followed by `lm_loss`."""
+  def loss(params, memory, tokens, start_of_sequence, loss_mask=None,
+           rng=None, is_training=False):
+    logits, memory = model.apply(params, memory, tokens, start_of_sequence,
+                                 rng=rng, is_training=is_training)
+    return losses.lm_loss(logits, tokens, loss_mask), memory
+  return loss
 
 
 def _transform(cfg: config_lib.MelodiConfig) -> hk.MultiTransformed:
@@ -194,6 +207,22 @@ def _transform(cfg: config_lib.MelodiConfig) -> hk.MultiTransformed:
 
 def build(cfg: config_lib.MelodiConfig) -> Model:
   """MELODI's pure functions for `cfg` (see `Model`)."""
+  return _build(cfg)[0]
+
+
+def build_loss(cfg: config_lib.MelodiConfig) -> Callable:
+  """MELODI's training loss, computed a window at a time inside the scan.
+
+  `loss(params, memory, tokens, start_of_sequence, loss_mask=None, rng=None,
+  is_training=False) -> (LossOutput, memory)` equals `apply` followed by
+  `lm_loss`, but never holds the float32 logits of the whole segment
+  [B, T, V]: each window's logits become its per-token losses in the scan,
+  and under a remat option they are recomputed rather than stored.
+  """
+  return _build(cfg)[1]
+
+
+def _build(cfg: config_lib.MelodiConfig):
   transformed = _transform(cfg)
   begin_apply, step_apply = transformed.apply
 
@@ -204,6 +233,26 @@ def build(cfg: config_lib.MelodiConfig) -> Model:
   def init_memory(batch_size: int) -> memory_lib.MelodiMemory:
     return memory_lib.init_memory(cfg, batch_size)
 
+  def run(params, memory, tokens, start_of_sequence, rng, is_training,
+          window_out, inputs):
+    """Scans `window_out(logits [B, W, V], inputs' window)` over windows."""
+    memory = memory_lib.reset(
+        checked_memory(cfg, memory, tokens, start_of_sequence, init_memory,
+                       rng, is_training), start_of_sequence)
+    begin_rng, step_rng = (None, None) if rng is None else jax.random.split(rng)
+    carry = begin_apply(params, begin_rng, memory, is_training)
+
+    def step(c, window, r):
+      logits, c = step_apply(params, r, c, window[0], is_training)
+      return window_out(logits, *window[1:]), c
+
+    # The window step is pure (parameters bound): jax.checkpoint applies.
+    out, carry = unroll(nn.remat(step, cfg.remat), carry,
+                        (tokens,) + inputs, cfg.window_length, step_rng)
+    return out, memory_lib.MelodiMemory(
+        carry.short, tuple(memory_lib.LongTermMemory(c.tokens)
+                           for c in carry.long))
+
   def apply(params, memory, tokens, start_of_sequence, rng=None,
             is_training=False):
     """Runs one segment: tokens int32[B, T], sos bool[B] -> logits, memory.
@@ -211,15 +260,15 @@ def build(cfg: config_lib.MelodiConfig) -> Model:
     The memory passed in is a constant (no gradient across segments);
     inside the segment gradients flow through every carried memory.
     """
-    memory = memory_lib.reset(
-        checked_memory(cfg, memory, tokens, start_of_sequence, init_memory,
-                       rng, is_training), start_of_sequence)
-    begin_rng, step_rng = (None, None) if rng is None else jax.random.split(rng)
-    carry = begin_apply(params, begin_rng, memory, is_training)
-    step = lambda c, t, r: step_apply(params, r, c, t, is_training)
-    logits, carry = unroll(step, carry, tokens, cfg.window_length, step_rng)
-    return logits, memory_lib.MelodiMemory(
-        carry.short, tuple(memory_lib.LongTermMemory(c.tokens)
-                           for c in carry.long))
+    return run(params, memory, tokens, start_of_sequence, rng, is_training,
+               lambda logits: logits, ())
 
-  return Model(init, init_memory, apply)
+  def loss(params, memory, tokens, start_of_sequence, loss_mask=None,
+           rng=None, is_training=False):
+    targets, mask = losses.targets_and_mask(tokens, loss_mask)  # [B, T]
+    token_losses, memory = run(
+        params, memory, tokens, start_of_sequence, rng, is_training,
+        losses.masked_token_losses, (targets, mask))
+    return losses.summed(token_losses, mask), memory
+
+  return Model(init, init_memory, apply), loss

@@ -97,6 +97,18 @@ def _check_params(got: dict, want: dict, cfg) -> None:
       "with this model's `init`.")
 
 
+def build_loss(cfg):
+  """The training loss `(params, memory, tokens, sos, loss_mask=None,
+  rng=None, is_training=False) -> (LossOutput, memory)` of `cfg`'s model.
+
+  Equal to `apply` followed by `lm_loss`; MELODI's computes it a window at
+  a time inside its scan, which never holds the segment's [B, T, V] logits.
+  """
+  if isinstance(cfg, config_lib.MelodiConfig):
+    return model_lib.build_loss(cfg)
+  return model_lib.loss_from_apply(build(cfg))
+
+
 def params_from_meliad(flat: dict, cfg):
   """Our parameters from meliad's flat {"embed/embedding": array, ...}.
 

@@ -13,6 +13,7 @@ windows folded into the batch axis, as meliad's vmap; this also makes the
 attention-dropout mask shared by the batch and all windows, as meliad's.
 """
 
+import functools
 from typing import NamedTuple
 
 import haiku as hk
@@ -145,9 +146,15 @@ class XLStack(hk.Module):
     x = self.embed(tokens)  # [B, T, E]
     new_caches = []
     for l, layer in enumerate(self.layers):
-      x, cache = layer(x, caches[l] if caches else None, is_training)
+      x, cache = self.remat(layer)(x, caches[l] if caches else None,
+                                   is_training)
       new_caches.append(cache)
     return self.head(x, is_training), tuple(new_caches) if caches else ()
+
+  def remat(self, layer: hk.Module):
+    """`layer(x, cache, is_training)` under the config's remat option."""
+    return nn.remat(layer, self.cfg.remat, functools.partial(
+        hk.remat, static_argnums=(2,)))
 
   def _embedding(self) -> jax.Array:  # [V, E] in the compute dtype
     return hk.get_parameter(

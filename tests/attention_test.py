@@ -5,11 +5,13 @@ import pathlib
 
 from absl.testing import absltest
 import chex
+import haiku as hk
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from melodi_hk import attention
+from melodi_hk import nn
 
 _TESTDATA = pathlib.Path(__file__).parent / "testdata"
 
@@ -59,6 +61,51 @@ class AttendTest(absltest.TestCase):
     scores = jax.random.normal(jax.random.PRNGKey(0), (3, 7))
     chex.assert_trees_all_close(attention.safe_softmax(scores),
                                 jax.nn.softmax(scores), atol=1e-6)
+
+
+class MixGradientTest(absltest.TestCase):
+
+  def test_custom_gradient_equals_autodiff(self):
+    # A fully masked row (all weights 0), a bias, a learned scale, dropout.
+    q, k, v, g = (jax.random.normal(jax.random.PRNGKey(i), shape) for i, shape
+                  in enumerate([(2, 5, 3, 4), (2, 7, 3, 4), (2, 7, 3, 4),
+                                (2, 5, 3, 4)]))
+    bias = jax.random.normal(jax.random.PRNGKey(5), (3, 5, 7))
+    scale = jnp.array([0.5, 2.0, 3.0])
+    mask = np.ones((5, 7), bool)
+    mask[0] = False
+    keep = jax.random.bernoulli(jax.random.PRNGKey(6), 0.7, (3, 5, 7))
+
+    def plain(q, k, v, scale, bias):
+      scores = (jnp.einsum("bqhd,bkhd->bhqk", q, k) + bias) * scale[:, None,
+                                                                   None]
+      weights = attention.safe_softmax(jnp.where(mask, scores, -1e6))
+      weights = jnp.where(keep, weights / 0.7, 0.0)
+      return jnp.einsum("bhqk,bkhd->bqhd", weights, v)
+
+    def custom(q, k, v, scale, bias):
+      return attention._attend(q, k, v, scale, bias, mask, keep, 0.3)
+
+    args = (q, k, v, scale, bias)
+    want, want_vjp = jax.vjp(plain, *args)
+    got, got_vjp = jax.vjp(custom, *args)
+    chex.assert_trees_all_close(got, want, rtol=1e-5, atol=1e-6)
+    chex.assert_trees_all_close(got_vjp(g), want_vjp(g), rtol=1e-4,
+                                atol=1e-5)
+
+
+class KeepMaskTest(absltest.TestCase):
+
+  def test_keep_rate_and_fresh_draws(self):
+    draw = hk.transform(lambda: nn.keep_mask(0.25, (4, 100, 101)))
+    first = draw.apply({}, jax.random.PRNGKey(0))
+    second = draw.apply({}, jax.random.PRNGKey(1))
+    self.assertEqual(first.shape, (4, 100, 101))
+    # 40400 units: the keep rate is 0.75 within 5 standard deviations.
+    self.assertAlmostEqual(float(first.mean()), 0.75, delta=0.011)
+    # Independent draws agree on 0.75^2 + 0.25^2 of the units.
+    self.assertAlmostEqual(float((first == second).mean()), 0.625,
+                           delta=0.013)
 
 
 if __name__ == "__main__":

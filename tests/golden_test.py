@@ -13,6 +13,8 @@ max |reference| per array.
 
 from absl.testing import absltest
 from absl.testing import parameterized
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -23,15 +25,17 @@ from tests import melodi_testing
 _FORWARD = ("melodi_a_short_only", "melodi_b_sandwich", "melodi_c_t5_w32_s128")
 _GRADS = ("melodi_b_sandwich_grads", "melodi_c_t5_w32_s128_grads")
 _RTOL = 1e-5
+_REMAT = melodi_hk.config.MELODI_REMAT
 load_golden = melodi_testing.load_golden
 relative_error = melodi_testing.relative_error
 
 
 class ForwardGoldenTest(parameterized.TestCase):
 
-  @parameterized.parameters(*_FORWARD)
-  def test_three_segments_match_reference(self, name):
+  @parameterized.product(name=_FORWARD, remat=_REMAT)
+  def test_three_segments_match_reference(self, name, remat):
     cfg, g, flat = load_golden(name)
+    cfg = dataclasses.replace(cfg, remat=remat)
     model = melodi_hk.build(cfg)
     params = melodi_hk.params_from_meliad(flat, cfg)
     memory = model.init_memory(2)
@@ -67,10 +71,18 @@ class ForwardGoldenTest(parameterized.TestCase):
 
 class GradientGoldenTest(parameterized.TestCase):
 
-  @parameterized.product(name=_GRADS, segment=(1, 2))
-  def test_segment_gradients_match_reference(self, name, segment):
+  # in_scan: the training loss computed window by window (build_loss);
+  # False: apply followed by lm_loss.
+  @parameterized.product(name=_GRADS, segment=(1, 2), remat_in_scan=(
+      [("none", False)] + [(remat, True) for remat in _REMAT]))
+  def test_segment_gradients_match_reference(self, name, segment,
+                                             remat_in_scan):
+    remat, in_scan = remat_in_scan
     cfg, g, flat = load_golden(name)
+    cfg = dataclasses.replace(cfg, remat=remat)
     model = melodi_hk.build(cfg)
+    training_loss = (melodi_hk.build_loss(cfg) if in_scan else
+                     melodi_hk.loss_from_apply(model))
     prefix = f"seg{segment}/state_in/state/"
     memory = melodi_hk.memory_from_meliad(
         {k[len(prefix):]: g[k] for k in g.files if k.startswith(prefix)}, cfg)
@@ -78,8 +90,7 @@ class GradientGoldenTest(parameterized.TestCase):
     sos = jnp.asarray(g[f"seg{segment}/start_of_sequence"])
 
     def loss(params):
-      logits, _ = model.apply(params, memory, tokens, sos)
-      return melodi_hk.lm_loss(logits, tokens).loss
+      return training_loss(params, memory, tokens, sos)[0].loss
 
     value, grads = jax.jit(jax.value_and_grad(loss))(
         melodi_hk.params_from_meliad(flat, cfg))

@@ -9,6 +9,7 @@ segments of tokens and flags, the logits, per-token losses and meliad's
 whole state after every segment.
 """
 
+import dataclasses
 import json
 import pathlib
 
@@ -74,9 +75,10 @@ def relative_error(ours, reference) -> float:
   return float(np.abs(ours - reference).max() / (scale if scale else 1.0))
 
 
-def replay_errors(name: str) -> dict:
+def replay_errors(name: str, remat: str = "none") -> dict:
   """{(segment, array): relative error} of all 3 segments from init_memory."""
   cfg, g, flat = load_golden(name)
+  cfg = dataclasses.replace(cfg, remat=remat)
   model = melodi_hk.build(cfg)
   params = melodi_hk.params_from_meliad(flat, cfg)
   memory = model.init_memory(2)
