@@ -24,8 +24,8 @@ B, T, V = melodi_testing.BATCH, melodi_testing.SEGMENT, melodi_testing.VOCAB
 _CONFIGS = {
     "melodi": melodi_testing.tiny_config(),
     "transformer_xl": dataclasses.replace(
-        presets.tiny(presets.transformer_xl(2)), vocab_size=V),
-    "memorizing": dataclasses.replace(presets.tiny(presets.memorizing()),
+        melodi_hk.tiny(presets.transformer_xl(2)), vocab_size=V),
+    "memorizing": dataclasses.replace(melodi_hk.tiny(presets.memorizing()),
                                       vocab_size=V),
 }
 
