@@ -10,12 +10,12 @@ from melodi_hk.memorizing import KVMemory
 from melodi_hk.memorizing import MemorizingMemory
 from melodi_hk.transformer_xl import XLCache
 from melodi_hk.transformer_xl import XLMemory
-from melodi_hk.model import Model
+from melodi_hk.contract import Model
 # Everything that differs per model type dispatches on the config type.
 from melodi_hk.registry import build
 from melodi_hk.registry import memory_footprint
 from melodi_hk.registry import build_loss
-from melodi_hk.model import loss_from_apply
+from melodi_hk.contract import loss_from_apply
 from melodi_hk.registry import memory_from_meliad
 from melodi_hk.registry import memory_to_meliad
 from melodi_hk.registry import params_from_meliad

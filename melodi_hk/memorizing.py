@@ -31,8 +31,8 @@ import jax.numpy as jnp
 
 from melodi_hk import attention
 from melodi_hk import config as config_lib
+from melodi_hk import contract
 from melodi_hk import memory as memory_lib
-from melodi_hk import model as model_lib
 from melodi_hk import transformer_xl
 
 STACK_NAME = "memorizing_transformer"
@@ -143,8 +143,8 @@ def _forward(cfg, tokens, memory: MemorizingMemory, is_training: bool):
   return stack.head(x, is_training), MemorizingMemory(tuple(caches), kv)
 
 
-def build(cfg: config_lib.MemorizingConfig) -> model_lib.Model:
-  """The Memorizing Transformer's pure functions (see `model.Model`)."""
+def build(cfg: config_lib.MemorizingConfig) -> contract.Model:
+  """The Memorizing Transformer's pure functions (see `contract.Model`)."""
   transformed = hk.transform(lambda *args: _forward(cfg, *args))
   memory_fn = lambda batch_size: init_memory(cfg, batch_size)
 
@@ -159,14 +159,15 @@ def build(cfg: config_lib.MemorizingConfig) -> model_lib.Model:
 
     T must equal segment_length: the ring buffer holds whole segments.
     """
-    memory = model_lib.checked_memory(
-        cfg, memory, tokens, start_of_sequence, memory_fn, rng, is_training)
+    contract.check_apply_inputs(cfg, memory, tokens, start_of_sequence,
+                                memory_fn, rng, is_training)
     if tokens.shape[1] != cfg.segment_length:
       raise ValueError(
           f"tokens have T={tokens.shape[1]} but the Memorizing Transformer "
           f"writes whole segments; pass T = segment_length="
           f"{cfg.segment_length}.")
-    memory = reset(memory, start_of_sequence)
+    # No gradient crosses a segment boundary (meliad's state collection).
+    memory = reset(jax.lax.stop_gradient(memory), start_of_sequence)
     return transformed.apply(params, rng, tokens, memory, is_training)
 
-  return model_lib.Model(init, memory_fn, apply)
+  return contract.Model(init, memory_fn, apply)

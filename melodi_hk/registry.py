@@ -15,6 +15,7 @@ import jax
 import numpy as np
 
 from melodi_hk import config as config_lib
+from melodi_hk import contract
 from melodi_hk import convert
 from melodi_hk import convert_baselines
 from melodi_hk import footprint
@@ -25,7 +26,7 @@ from melodi_hk import transformer_xl
 
 
 class Family(NamedTuple):
-  build: Callable  # (cfg) -> model.Model
+  build: Callable  # (cfg) -> contract.Model
   meliad_names: Callable  # (cfg) -> ({(module, param): path}, param shapes)
   memory_from_meliad: Callable  # (flat_state, cfg, mode) -> memory
   memory_to_meliad: Callable  # (memory, cfg, mode) -> flat_state
@@ -61,7 +62,7 @@ def family(cfg) -> Family:
         f"{[c.__name__ for c in FAMILIES]}.") from None
 
 
-def build(cfg) -> model_lib.Model:
+def build(cfg) -> contract.Model:
   """init / init_memory / apply of the model `cfg` describes.
 
   `apply` first checks that its params have the names and shapes `init`
@@ -106,7 +107,7 @@ def build_loss(cfg):
   """
   if isinstance(cfg, config_lib.MelodiConfig):
     return model_lib.build_loss(cfg)
-  return model_lib.loss_from_apply(build(cfg))
+  return contract.loss_from_apply(build(cfg))
 
 
 def params_from_meliad(flat: dict, cfg):

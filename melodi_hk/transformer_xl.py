@@ -22,8 +22,8 @@ import jax.numpy as jnp
 
 from melodi_hk import attention
 from melodi_hk import config as config_lib
+from melodi_hk import contract
 from melodi_hk import memory as memory_lib
-from melodi_hk import model as model_lib
 from melodi_hk import nn
 
 STACK_NAME = "transformer_xl"  # Our module path of the stack.
@@ -162,8 +162,8 @@ class XLStack(hk.Module):
         init=hk.initializers.RandomNormal(1.0)).astype(self.cfg.dtype)
 
 
-def build(cfg: config_lib.TransformerXLConfig) -> model_lib.Model:
-  """Transformer-XL's pure functions for `cfg` (see `model.Model`)."""
+def build(cfg: config_lib.TransformerXLConfig) -> contract.Model:
+  """Transformer-XL's pure functions for `cfg` (see `contract.Model`)."""
   transformed = hk.transform(
       lambda tokens, caches, is_training: XLStack(cfg)(tokens, caches,
                                                        is_training))
@@ -182,11 +182,12 @@ def build(cfg: config_lib.TransformerXLConfig) -> model_lib.Model:
     T may be any multiple of W up to segment_length; the memory passed in
     is a constant (no gradient across segments).
     """
-    memory = memory_lib.reset(
-        model_lib.checked_memory(cfg, memory, tokens, start_of_sequence, init_memory,
-                       rng, is_training), start_of_sequence)
+    contract.check_apply_inputs(cfg, memory, tokens, start_of_sequence,
+                                init_memory, rng, is_training)
+    # No gradient crosses a segment boundary (meliad's state collection).
+    memory = memory_lib.reset(jax.lax.stop_gradient(memory), start_of_sequence)
     logits, caches = transformed.apply(params, rng, tokens, memory.caches,
                                        is_training)
     return logits, XLMemory(caches)
 
-  return model_lib.Model(init, init_memory, apply)
+  return contract.Model(init, init_memory, apply)

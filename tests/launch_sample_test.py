@@ -62,7 +62,7 @@ class SampleTest(absltest.TestCase):
     with tempfile.TemporaryDirectory() as workdir:
       with self.assertRaisesRegex(ValueError, "No config.json"):
         sample.load(workdir, None)
-      checkpoints.check_and_store_config(workdir, config, False)
+      checkpoints.store_config(workdir, config)
       with self.assertRaisesRegex(ValueError, "No checkpoint"):
         sample.load(workdir, None)
 

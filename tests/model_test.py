@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 import melodi_hk
-from melodi_hk import model as model_lib
+from melodi_hk import contract
 from tests import melodi_testing
 
 _B, _W, _T, _V = (melodi_testing.BATCH, melodi_testing.WINDOW,
@@ -90,7 +90,7 @@ class CompilationTest(absltest.TestCase):
   def test_scan_equals_python_loop(self):
     step = lambda c, t, r: (t * c, c + t.sum())  # toy RNN core, no rng
     tokens = jnp.arange(12).reshape(2, 6)
-    out, carry = model_lib.unroll(step, jnp.int32(1), tokens, 3, None)
+    out, carry = contract.unroll(step, jnp.int32(1), tokens, 3, None)
     loop_carry, loop_out = jnp.int32(1), []
     for k in range(2):
       o, loop_carry = step(loop_carry, tokens[:, 3 * k:3 * k + 3], None)
