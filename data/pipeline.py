@@ -33,13 +33,15 @@ def make_stream(corpus: str = "synthetic", split: str = "train", *,
                 vocab_path: str | None = None, rows: int = 1,
                 segment_length: int = 4096, window_length: int | None = None,
                 seed: int = 0, process_index: int = 0, process_count: int = 1,
-                devices: int | None = None,
-                training: bool | None = None) -> stream.SegmentStream:
+                devices: int | None = None, training: bool | None = None,
+                synthetic_config: dict | None = None) -> stream.SegmentStream:
   """The segment stream of `corpus`/`split` for host `process_index`.
 
   Training streams (default: split "train") are shuffled by `seed` and
   repeat forever; others read every document of the host's share once.
   `devices`, if given, is the number of local pmap devices sharing the rows.
+  `synthetic_config` holds fields of `synthetic.SyntheticConfig` (the
+  synthetic corpus only).
   """
   if window_length and segment_length % window_length:
     raise ValueError(f"Segment length {segment_length} must be a multiple of "
@@ -51,7 +53,8 @@ def make_stream(corpus: str = "synthetic", split: str = "train", *,
   if tokenizer in ("spm", "t5") and vocab_path:
     tokenizer = f"{tokenizer}:{vocab_path}"  # One spec names the index too.
   documents = open_corpus(corpus, split, data_dir=data_dir,
-                          tokenizer_spec=tokenizer)
+                          tokenizer_spec=tokenizer,
+                          synthetic_config=synthetic_config)
   if not len(documents):
     raise ValueError(f"Corpus {corpus!r} split {split!r} has no documents; "
                      "check the split name and the prepared data.")
@@ -63,14 +66,21 @@ def make_stream(corpus: str = "synthetic", split: str = "train", *,
 
 
 def open_corpus(corpus: str, split: str, *, data_dir: str | None,
-                tokenizer_spec: str = "bytes") -> sources.DocumentSource:
+                tokenizer_spec: str = "bytes",
+                synthetic_config: dict | None = None
+                ) -> sources.DocumentSource:
   """The documents of a corpus named as in `CORPORA`."""
+  if synthetic_config and corpus != "synthetic":
+    raise ValueError(f"synthetic_config is set but corpus={corpus!r}; it "
+                     "only applies to the synthetic corpus.")
   if corpus == "synthetic":
     if split not in _SYNTHETIC_SPLITS:
       raise ValueError(f"The synthetic corpus has no split {split!r}; use one "
                        f"of {', '.join(_SYNTHETIC_SPLITS)}.")
     num_documents, seed = _SYNTHETIC_SPLITS[split]
-    return synthetic.SyntheticDocuments(num_documents, seed=seed)
+    return synthetic.SyntheticDocuments(
+        num_documents, seed=seed,
+        config=synthetic.SyntheticConfig(**(synthetic_config or {})))
   if corpus == "pg19":
     return sources.tfds_documents("pg19", split, data_dir=data_dir)
   if corpus == "c4_4k":

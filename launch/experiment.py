@@ -87,4 +87,12 @@ def make_stream(config: ml_collections.ConfigDict, split: str, *, rows: int,
       segment_length=config.model.segment_length,
       window_length=config.model.window_length, seed=config.seed,
       process_index=process_index, process_count=process_count,
-      devices=devices, training=training)
+      devices=devices, training=training,
+      synthetic_config=synthetic_config(config))
+
+
+def synthetic_config(config: ml_collections.ConfigDict) -> dict | None:
+  """The synthetic corpus's fields, or None for every other corpus."""
+  if config.data.corpus != "synthetic" or "synthetic" not in config.data:
+    return None
+  return config.data.synthetic.to_dict()
