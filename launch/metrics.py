@@ -7,10 +7,13 @@ Each step's metrics stay on the device until `Reporter.flush`, so logging
 costs one device-to-host transfer per K steps instead of a sync per step.
 `flush` checks every step's loss before anything else happens, so a run
 stops on the first non-finite loss before it can write a checkpoint of the
-broken state (big_vision's rail).
+broken state (big_vision's rail). Each report is also appended as one JSON
+line to <logdir>/train_log.jsonl, which launch/compare.py plots.
 """
 
+import json
 import math
+import os
 import time
 
 from absl import logging
@@ -36,6 +39,7 @@ class Reporter:
                tokens_per_step: int, first_step: int):
     # Only one host writes event files; every host checks for NaNs.
     self._writer = tf.summary.create_file_writer(logdir) if logdir else None
+    self._log = os.path.join(logdir, "train_log.jsonl") if logdir else None
     self._num_steps = num_steps
     self._tokens_per_step = tokens_per_step  # All positions, padding too.
     self._pending = []  # [(step, metrics on device)] since the last flush.
@@ -90,12 +94,24 @@ class Reporter:
         "%.2f steps/s | %.0f tokens/s | ETA %s", step, self._num_steps,
         scalars["nats_per_token"], scalars["perplexity"], lr, steps_per_s,
         scalars["tokens_per_s"], _duration(eta))
-    if self._writer:
-      with self._writer.as_default(step=step):
-        for name, value in scalars.items():
-          tf.summary.write(f"train/{name}", tf.constant(value, tf.float32),
-                           metadata=_SCALAR)
-      self._writer.flush()
+    self.write(step, {f"train/{k}": v for k, v in scalars.items()})
+
+  def exclude_time(self, seconds: float) -> None:
+    """Leaves `seconds` (e.g. a held-out eval) out of the next steps/s."""
+    step, start = self._last
+    self._last = (step, start + seconds)
+
+  def write(self, step: int, scalars: dict[str, float]) -> None:
+    """Writes `scalars` ({"group/name": value}) to TensorBoard and JSON."""
+    if not self._writer:
+      return
+    with self._writer.as_default(step=step):
+      for name, value in scalars.items():
+        tf.summary.write(name, tf.constant(value, tf.float32),
+                         metadata=_SCALAR)
+    self._writer.flush()
+    with open(self._log, "a") as f:
+      f.write(json.dumps(dict(step=step, **scalars)) + "\n")
 
 
 def quiet_orbax_logs() -> None:

@@ -25,6 +25,7 @@ import ml_collections
 
 from data import pipeline
 from launch import checkpoints
+from launch import eval_lib
 from launch import experiment
 from launch import metrics
 from launch import train_lib
@@ -51,11 +52,13 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
   reporter = metrics.Reporter(
       logdir, num_steps=config.num_steps, first_step=int(state.step),
       tokens_per_step=config.batch_size * config.model.segment_length)
+  held_out = (eval_lib.HeldOut(config, workdir, reporter)
+              if config.get("eval_every") and process_index == 0 else None)
   with _stop_on_sigterm() as stop, pipeline.Prefetcher(stream) as batches:
     try:
       return _loop(train_lib.pmap_update(model_cfg, opt),
                    train_lib.to_devices(state, devices), int(state.step),
-                   batches, reporter, ckpt, config, stop)
+                   batches, reporter, ckpt, config, stop, held_out)
     finally:
       reporter.close()
       ckpt.close()
@@ -77,7 +80,7 @@ def _initial_state(model_cfg, opt: train_lib.OptimizerConfig, seed: int,
 
 def _loop(update, state, step: int, batches, reporter: metrics.Reporter,
           ckpt: checkpoints.Checkpointer, config: ml_collections.ConfigDict,
-          stop: threading.Event) -> dict[int, float]:
+          stop: threading.Event, held_out=None) -> dict[int, float]:
   """Runs updates until num_steps or SIGTERM; returns {step: summed loss}."""
   losses, devices = {}, len(jax.local_devices())
   while step < config.num_steps:
@@ -93,6 +96,8 @@ def _loop(update, state, step: int, batches, reporter: metrics.Reporter,
       losses.update(reporter.flush())  # Raises on NaN before any save.
     if save:
       ckpt.save(train_lib.to_host(state), stream_state)
+    if held_out and step % config.eval_every == 0:
+      held_out(step, state.params)
     if stop.is_set():
       logging.info("Stopped by SIGTERM after saving step %d in %s.", step,
                    ckpt.directory)
