@@ -173,6 +173,20 @@ def _score(eval_step, params, memory, stream, devices,
   return dict(scores.result(), batches=batches_done)
 
 
+def scalars(result: dict[str, Any], prefix: str) -> dict[str, float]:
+  """The headline numbers of an `evaluate` result, as TensorBoard scalars."""
+  out = {f"eval_{prefix}/nats_per_token": result["nats_per_token"],
+         f"eval_{prefix}/perplexity": result["perplexity"]}
+  values = result.get("values")
+  if values:
+    out[f"eval_{prefix}/recall_accuracy"] = values["recall"]["accuracy"]
+    out[f"eval_{prefix}/first_accuracy"] = values["first"]["accuracy"]
+    out[f"eval_{prefix}/recall_exact_match"] = values["recall_exact_match"]
+  for mode, gain in result.get("memory_gain", {}).items():
+    out[f"eval_{prefix}/{mode}_nats_per_token"] = gain["nats_per_token"]
+  return out
+
+
 def first_replica(tree):
   """Host numpy copy of one replica of pmapped (replicated) arrays."""
   return jax.tree.map(lambda x: np.asarray(x.addressable_shards[0].data)[0],

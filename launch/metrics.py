@@ -114,6 +114,15 @@ class Reporter:
       f.write(json.dumps(dict(step=step, **scalars)) + "\n")
 
 
+def write_scalars(logdir: str, step: int, scalars: dict[str, float]) -> None:
+  """Writes {"group/name": value} at `step` to TensorBoard in `logdir`."""
+  writer = tf.summary.create_file_writer(logdir)
+  with writer.as_default(step=step):
+    for name, value in scalars.items():
+      tf.summary.write(name, tf.constant(value, tf.float32), metadata=_SCALAR)
+  writer.close()
+
+
 def quiet_orbax_logs() -> None:
   """Keeps orbax's many INFO lines per save out of the console."""
   logging.get_absl_logger().addFilter(
