@@ -45,16 +45,21 @@ _SUITE = flags.DEFINE_string("suite", None, "A suite of "
                              "launch/configs/suites.py: smoke, cpu or kjv.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "One subdirectory per row; "
                                "results at the top.")
-_ROWS = flags.DEFINE_list("rows", None, "Only these rows (default: all).")
+_ROWS = flags.DEFINE_list("rows", None, "Only these rows, trained in this "
+                          "order (default: all, in the suite's order).")
 _DATA_DIR = flags.DEFINE_string("data_dir", None,
                                 "config.data.data_dir (local corpora).")
 
 
 def run_suite(suite: dict[str, Any], workdir: str,
               rows: list[str] | None = None) -> dict[str, Any]:
-  """Trains and scores every row; writes and returns the comparison."""
-  configs = {name: config for name, config in suite["rows"].items()
-             if rows is None or name in rows}
+  """Trains and scores every row (or `rows`, in that order); writes and
+  returns the comparison."""
+  unknown = sorted(set(rows or ()) - set(suite["rows"]))
+  if unknown:
+    raise ValueError(f"Rows {unknown} are not in the suite; it has "
+                     f"{list(suite['rows'])}.")
+  configs = {name: suite["rows"][name] for name in rows or suite["rows"]}
   check_equal_budget(configs)
   results = {}
   for name, config in configs.items():

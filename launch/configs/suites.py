@@ -99,7 +99,7 @@ def get_suite(name: str) -> dict:
     rows = {r: _row_config(r, base, 8, **sizes) for r in ROWS}
     return dict(rows=rows, max_eval_batches=3)
   if name in ("cpu", "kjv"):
-    base = _base(num_steps=3000, eval_every=250, log_every=100)
+    base = _base(num_steps=2000, eval_every=250, log_every=100)
     if name == "cpu":
       _passkey(base, 2048, 40, 400)
     else:
