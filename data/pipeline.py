@@ -9,6 +9,7 @@ document across steps (see `stream`), so each device keeps its documents and
 the memory that goes with them.
 """
 
+import functools
 import queue
 import threading
 from typing import Any, Iterator
@@ -59,10 +60,58 @@ def make_stream(corpus: str = "synthetic", split: str = "train", *,
     raise ValueError(f"Corpus {corpus!r} split {split!r} has no documents; "
                      "check the split name and the prepared data.")
   training = split == "train" if training is None else training
-  return stream.SegmentStream(
+  segments = stream.SegmentStream(
       documents, tokenizers.get_tokenizer(tokenizer), rows=rows,
       segment_length=segment_length, seed=seed, shuffle=training,
       repeat=training, shard_index=process_index, num_shards=process_count)
+  if training and documents_loss_on(documents) == "values":
+    if tokenizer != "bytes":
+      raise ValueError(f"loss_on='values' needs the bytes tokenizer (value "
+                       f"positions are byte offsets), not {tokenizer!r}.")
+    return ValueLossStream(segments,
+                           functools.lru_cache(256)(documents.mentions))
+  return segments
+
+
+def documents_loss_on(documents) -> str:
+  config = getattr(documents, "config", None)
+  return getattr(config, "loss_on", "all")
+
+
+class ValueLossStream:
+  """A SegmentStream whose `loss_mask` keeps only value characters.
+
+  Row r's segment starts at its stream offset minus T; the mask is True
+  where the document has a value (data/synthetic.py `Mention`), so training
+  predicts values only. Everything else (state, resume) is the stream's.
+  """
+
+  def __init__(self, segments: stream.SegmentStream, mentions):
+    self._stream = segments
+    self._mentions = mentions  # doc index -> [Mention]
+
+  def __iter__(self) -> "ValueLossStream":
+    return self
+
+  def __next__(self) -> stream.Batch:
+    batch = next(self._stream)
+    tokens = batch["tokens"]  # [R, T]
+    offsets = np.asarray(self._stream.get_state()["row_offset"]) - len(
+        tokens[0])  # [R] document position of column 0.
+    mask = np.zeros_like(batch["loss_mask"])  # [R, T]
+    for row, doc in enumerate(batch["doc_index"]):
+      if doc < 0:
+        continue
+      for m in self._mentions(int(doc)):
+        lo, hi = m.start - offsets[row], m.end - offsets[row]
+        mask[row, max(lo, 0):max(min(hi, len(tokens[0])), 0)] = True
+    return dict(batch, loss_mask=mask & batch["loss_mask"])
+
+  def get_state(self):
+    return self._stream.get_state()
+
+  def set_state(self, state, **kwargs) -> None:
+    self._stream.set_state(state, **kwargs)
 
 
 def open_corpus(corpus: str, split: str, *, data_dir: str | None,

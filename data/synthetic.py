@@ -76,11 +76,16 @@ class SyntheticConfig:
   value_alphabet: str = "0123456789"
   filler_sentences: tuple[int, int] = (4, 12)  # Per "recall" paragraph.
   filler: str = "words"  # One of FILLERS: a word list, or only dots.
+  # Training targets: "all" tokens, or only "values" (first-stated and
+  # recalled), so the recall signal is not buried under filler.
+  loss_on: str = "all"
 
   def __post_init__(self):
     object.__setattr__(self, "filler_sentences", tuple(self.filler_sentences))
     if self.task not in TASKS:
       raise ValueError(f"task={self.task!r} is not one of {TASKS}.")
+    if self.loss_on not in ("all", "values"):
+      raise ValueError(f"loss_on={self.loss_on!r} is not 'all' or 'values'.")
     if self.filler not in FILLERS:
       raise ValueError(f"filler={self.filler!r} is not one of {FILLERS}.")
     if self.value_length < 1 or len(set(self.value_alphabet)) < 2:

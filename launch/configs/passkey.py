@@ -3,10 +3,11 @@ r"""Small models on the passkey task: the memory ladder on 2 CPU cores.
   python -m launch.train --config=launch/configs/passkey.py:melodi_sl,200 \
       --workdir=/tmp/passkey_melodi_sl_200
 
-The argument is "<model>,<gap>[,<filler>]": model one of MODELS, gap the
-characters between two mentions of the document's 3-digit pass key
+The argument is "<model>,<gap>[,<filler>[,<loss_on>]]": model one of
+MODELS, gap the characters between two mentions of the 3-digit pass key
 ("the pass key is 407. "), or "<low>-<high>" for gaps drawn uniformly
-from that range, filler "words" (default) or "dots". Every model
+from that range, filler "words" (default) or "dots", loss_on "all"
+(default) or "values" (train on the value digits only). Every model
 has 2 layers of width 64 (heads 2 x 32), windows of W = 64 bytes and
 segments of T = 256 (the windowed model: T = W and 4x the rows, so every
 step reads the same 2,048 tokens). Transformer-XL reaches back
@@ -55,7 +56,9 @@ def get_config(arg: str = "melodi_sl,400") -> ml_collections.ConfigDict:
   low, _, high = gap.partition("-")
   config.data.synthetic.update(dict(
       task="passkey", document_chars=2048, min_recall_gap=int(low),
-      max_recall_gap=int(high or 0), value_length=3, filler=rest[0] if rest else "words"))
+      max_recall_gap=int(high or 0), value_length=3,
+      filler=rest[0] if rest else "words",
+      loss_on=rest[1] if len(rest) > 1 else "all"))
   config.batch_size = 8 * 256 // fields["segment_length"]
   config.eval_batch_size = 16
   config.num_steps = 3000
