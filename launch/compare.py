@@ -150,6 +150,9 @@ def summary(row: dict[str, Any]) -> dict[str, Any]:
       reset_long_cost=gain("reset_long"),
       first_accuracy=values.get("first", {}).get("accuracy", float("nan")),
       recall_accuracy=values.get("recall", {}).get("accuracy", float("nan")),
+      first_nats=values.get("first", {}).get("nats_per_token", float("nan")),
+      recall_nats=values.get("recall", {}).get("nats_per_token",
+                                               float("nan")),
       recall_exact_match=values.get("recall_exact_match", float("nan")),
       exact_match_by_gap={f"{b['start']}-{b['end']}": b["exact_match"]
                           for b in values.get("by_gap", [])})
@@ -161,6 +164,8 @@ _COLUMNS = (("model", "model", "{}"),
             ("nats/token", "nats_per_token", "{:.4f}"),
             ("reset every segment: +nats", "reset_segment_cost", "{:+.4f}"),
             ("long memory reset: +nats", "reset_long_cost", "{:+.4f}"),
+            ("first-stated nats", "first_nats", "{:.3f}"),
+            ("recalled nats", "recall_nats", "{:.3f}"),
             ("first-stated acc", "first_accuracy", "{:.3f}"),
             ("recalled acc", "recall_accuracy", "{:.3f}"),
             ("recall exact match", "recall_exact_match", "{:.3f}"))
