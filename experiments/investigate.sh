@@ -28,3 +28,11 @@ run sl_mixed_T1024 melodi_sl,40-400,dots,values --config.model.segment_length=10
 # Word filler, fixed gap 400 > T = 256 (stopped at step 2,000 of 3,000 by
 # SIGTERM in the README run): recall stays at chance.
 run sl400_T256 melodi_sl,400
+# Learning rate: the cpu suite's melodi_short_long (gap 160, digits-only
+# loss, Adafactor max_lr 0.01) against max_lr 0.002, same everything else.
+run sl160_lr002 melodi_sl,160,dots,values --config.num_steps=2000 \
+    --config.optimizer.warmup_steps=66 --config.optimizer.max_lr=0.002 \
+    --config.optimizer.min_lr=0.0002
+# The sanity check: Transformer-XL at gap 40 (inside one window).
+run xl40_values xl,40,dots,values --config.num_steps=1000 \
+    --config.optimizer.warmup_steps=33
