@@ -36,3 +36,21 @@ run sl160_lr002 melodi_sl,160,dots,values --config.num_steps=2000 \
 # The sanity check: Transformer-XL at gap 40 (inside one window).
 run xl40_values xl,40,dots,values --config.num_steps=1000 \
     --config.optimizer.warmup_steps=33
+# Curriculum: MELODI S+L learns gap 40 for 1,000 steps (its own 1,000-step
+# schedule), then continues from that checkpoint at gap 160 up to step 2,000
+# (schedule of 2,000 steps, so the rate jumps back up to ~0.0055).
+if [ -z "$NAMES" ] || [[ " $NAMES " == *" sl_curriculum "* ]]; then
+  FLAGS="--config.optimizer.warmup_steps=33 --config.checkpoint_every=500"
+  NAMES=sl_curriculum run sl_curriculum melodi_sl,40,dots,values \
+      --config.num_steps=1000 $FLAGS
+  $PY - "$ROOT/sl_curriculum" <<'PYEOF'
+import json, sys
+path = sys.argv[1] + "/config.json"
+config = json.load(open(path))
+config["data"]["synthetic"]["min_recall_gap"] = 160
+config["num_steps"] = 2000
+json.dump(config, open(path, "w"), indent=2, sort_keys=True)
+PYEOF
+  NAMES=sl_curriculum run sl_curriculum melodi_sl,160,dots,values \
+      --config.num_steps=2000 $FLAGS
+fi
