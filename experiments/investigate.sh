@@ -43,6 +43,7 @@ if [ -z "$NAMES" ] || [[ " $NAMES " == *" sl_curriculum "* ]]; then
   FLAGS="--config.optimizer.warmup_steps=33 --config.checkpoint_every=500"
   NAMES=sl_curriculum run sl_curriculum melodi_sl,40,dots,values \
       --config.num_steps=1000 $FLAGS
+  cp "$ROOT/sl_curriculum/eval.json" "$ROOT/sl_curriculum/eval_gap40.json"
   $PY - "$ROOT/sl_curriculum" <<'PYEOF'
 import json, sys
 path = sys.argv[1] + "/config.json"
