@@ -4,6 +4,7 @@ Glossary of shapes:
 - H: heads.  D: head dim (the gate is [H, D] per long-term layer).
 
   python -m experiments.analyze /tmp/ev/cpu/melodi_short_long /tmp/ev/...
+  python -m experiments.analyze --json=OUT.json /tmp/ev/...   # also saves
 
 For each workdir (a launch/train run with config.json), prints the
 sigmoid(attn_gate) of every MELODI long-term layer (the weight of
@@ -41,7 +42,26 @@ def gate_values(workdir: str) -> dict[str, list[float]]:
   return out
 
 
+def summarize(workdir: str) -> dict:
+  """Gate values, held-out curve and final eval numbers of one run."""
+  out = {"workdir": workdir, "gates": gate_values(workdir)}
+  log = os.path.join(workdir, "eval_log.jsonl")
+  if os.path.exists(log):
+    out["held_out"] = [json.loads(l) for l in open(log).read().splitlines()]
+  for name in ("eval.json", "eval_gap40.json"):
+    path = os.path.join(workdir, name)
+    if os.path.exists(path):
+      result = json.load(open(path))
+      out[name] = {k: result.get(k) for k in (
+          "step", "nats_per_token", "values", "memory_gain")}
+  return out
+
+
 def main(workdirs: list[str]) -> None:
+  if workdirs and workdirs[0].startswith("--json="):
+    path, workdirs = workdirs[0].removeprefix("--json="), workdirs[1:]
+    with open(path, "w") as f:
+      json.dump([summarize(w) for w in workdirs], f, indent=1)
   for workdir in workdirs:
     print(f"== {workdir}")
     for module, (low, mean, high) in gate_values(workdir).items():
