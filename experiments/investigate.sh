@@ -55,3 +55,7 @@ PYEOF
   NAMES=sl_curriculum run sl_curriculum melodi_sl,160,dots,values \
       --config.num_steps=2000 $FLAGS
 fi
+# Distance inside reach: Transformer-XL at gap 100 (beyond one window,
+# inside layers x W = 128), 2,000 steps.
+run xl100_values xl,100,dots,values --config.num_steps=2000 \
+    --config.optimizer.warmup_steps=66
