@@ -5,6 +5,7 @@ Glossary of shapes:
 
   python -m experiments.analyze /tmp/ev/cpu/melodi_short_long /tmp/ev/...
   python -m experiments.analyze --json=OUT.json /tmp/ev/...   # also saves
+  python -m experiments.analyze --plot=OUT.png /tmp/ev/...    # recall curves
 
 For each workdir (a launch/train run with config.json), prints the
 sigmoid(attn_gate) of every MELODI long-term layer (the weight of
@@ -23,6 +24,7 @@ import numpy as np
 
 from launch import eval_lib
 from launch import experiment
+from launch import plots
 
 
 def gate_values(workdir: str) -> dict[str, list[float]]:
@@ -62,6 +64,12 @@ def main(workdirs: list[str]) -> None:
     path, workdirs = workdirs[0].removeprefix("--json="), workdirs[1:]
     with open(path, "w") as f:
       json.dump([summarize(w) for w in workdirs], f, indent=1)
+  if workdirs and workdirs[0].startswith("--plot="):
+    path, workdirs = workdirs[0].removeprefix("--plot="), workdirs[1:]
+    plots.training_curves({
+        os.path.relpath(w, os.path.dirname(workdirs[0].rstrip("/"))):
+        dict(eval=summarize(w).get("held_out", [])) for w in workdirs}, path)
+    return
   for workdir in workdirs:
     print(f"== {workdir}")
     for module, (low, mean, high) in gate_values(workdir).items():
