@@ -59,3 +59,11 @@ fi
 # inside layers x W = 128), 2,000 steps.
 run xl100_values xl,100,dots,values --config.num_steps=2000 \
     --config.optimizer.warmup_steps=66
+# Gap 40 (inside one window) for MELODI short-only and the windowed model:
+# is the long layer's gate the obstacle, and how far does in-window copying
+# alone go? (MELODI S+L's gap-40 run is the curriculum's first phase; the
+# README run stopped there since it learned nothing.)
+run s40_values melodi_s,40,dots,values --config.num_steps=1000 \
+    --config.optimizer.warmup_steps=33
+run windowed40_values windowed,40,dots,values --config.num_steps=1000 \
+    --config.optimizer.warmup_steps=33
