@@ -67,3 +67,6 @@ run s40_values melodi_s,40,dots,values --config.num_steps=1000 \
     --config.optimizer.warmup_steps=33
 run windowed40_values windowed,40,dots,values --config.num_steps=1000 \
     --config.optimizer.warmup_steps=33
+# Gap 24: most recalls (62%) have their source inside the same window.
+run sl24_values melodi_sl,24,dots,values --config.num_steps=1000 \
+    --config.optimizer.warmup_steps=33
