@@ -70,3 +70,20 @@ run windowed40_values windowed,40,dots,values --config.num_steps=1000 \
 # Gap 24: most recalls (62%) have their source inside the same window.
 run sl24_values melodi_sl,24,dots,values --config.num_steps=1000 \
     --config.optimizer.warmup_steps=33
+# Curriculum 24 -> 160: MELODI S+L continues from sl24_values's checkpoint
+# (1,000 steps at gap 24) at gap 160 up to step 2,000 (a 2,000-step
+# schedule, so the rate jumps back up to ~0.0055 at step 1,000).
+if [ -z "$NAMES" ] || [[ " $NAMES " == *" sl_curriculum24 "* ]]; then
+  rm -rf "$ROOT/sl_curriculum24" && cp -r "$ROOT/sl24_values" \
+      "$ROOT/sl_curriculum24"
+  $PY - "$ROOT/sl_curriculum24" <<'PYEOF'
+import json, sys
+path = sys.argv[1] + "/config.json"
+config = json.load(open(path))
+config["data"]["synthetic"]["min_recall_gap"] = 160
+config["num_steps"] = 2000
+json.dump(config, open(path, "w"), indent=2, sort_keys=True)
+PYEOF
+  NAMES=sl_curriculum24 run sl_curriculum24 melodi_sl,160,dots,values \
+      --config.num_steps=2000 --config.optimizer.warmup_steps=33
+fi
