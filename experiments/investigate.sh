@@ -8,6 +8,10 @@ set -e
 ROOT=${1:-/tmp/ev}; shift || true
 NAMES="$*"
 PY=.venv/bin/python
+modes() {  # reset_long only where there is a long memory
+  case $1 in melodi_sl*|melodi_l*) echo carried,reset_segment,reset_long ;;
+             *) echo carried,reset_segment ;; esac
+}
 run() {  # name, config arg, extra flags...
   local name=$1 arg=$2; shift 2
   [ -z "$NAMES" ] || [[ " $NAMES " == *" $name "* ]] || return 0
@@ -15,7 +19,7 @@ run() {  # name, config arg, extra flags...
   $PY -m launch.train --config=launch/configs/passkey.py:$arg \
       --workdir=$dir "$@"
   $PY -m launch.eval --config=launch/configs/passkey.py:$arg --workdir=$dir \
-      --memory_modes=carried,reset_segment,reset_long --output=$dir/eval.json \
+      --memory_modes=$(modes $arg) --output=$dir/eval.json \
       "$@"
 }
 # Gradients stop at segment boundaries (memory crosses them as a constant),
