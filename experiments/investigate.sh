@@ -91,3 +91,24 @@ PYEOF
   NAMES=sl_curriculum24 run sl_curriculum24 melodi_sl,160,dots,values \
       --config.num_steps=2000 --config.optimizer.warmup_steps=33
 fi
+# The same curriculum (1,000 steps at gap 24, then gap 160 up to 2,000) for
+# the other models: curriculum <name> <model>.
+curriculum() {
+  local name=$1 model=$2 flags="--config.optimizer.warmup_steps=33"
+  [ -z "$NAMES" ] || [[ " $NAMES " == *" $name "* ]] || return 0
+  NAMES=${name}_24 run ${name}_24 $model,24,dots,values \
+      --config.num_steps=1000 $flags
+  rm -rf "$ROOT/$name" && cp -r "$ROOT/${name}_24" "$ROOT/$name"
+  $PY - "$ROOT/$name" <<'PYEOF'
+import json, sys
+path = sys.argv[1] + "/config.json"
+config = json.load(open(path))
+config["data"]["synthetic"]["min_recall_gap"] = 160
+config["num_steps"] = 2000
+json.dump(config, open(path, "w"), indent=2, sort_keys=True)
+PYEOF
+  NAMES=$name run $name $model,160,dots,values --config.num_steps=2000 $flags
+}
+curriculum xl_curriculum24 xl
+curriculum s_curriculum24 melodi_s
+curriculum memorizing_curriculum24 memorizing
