@@ -9,6 +9,7 @@ document across steps (see `stream`), so each device keeps its documents and
 the memory that goes with them.
 """
 
+import functools
 import queue
 import threading
 from typing import Any, Iterator
@@ -33,13 +34,15 @@ def make_stream(corpus: str = "synthetic", split: str = "train", *,
                 vocab_path: str | None = None, rows: int = 1,
                 segment_length: int = 4096, window_length: int | None = None,
                 seed: int = 0, process_index: int = 0, process_count: int = 1,
-                devices: int | None = None,
-                training: bool | None = None) -> stream.SegmentStream:
+                devices: int | None = None, training: bool | None = None,
+                synthetic_config: dict | None = None) -> stream.SegmentStream:
   """The segment stream of `corpus`/`split` for host `process_index`.
 
   Training streams (default: split "train") are shuffled by `seed` and
   repeat forever; others read every document of the host's share once.
   `devices`, if given, is the number of local pmap devices sharing the rows.
+  `synthetic_config` holds fields of `synthetic.SyntheticConfig` (the
+  synthetic corpus only).
   """
   if window_length and segment_length % window_length:
     raise ValueError(f"Segment length {segment_length} must be a multiple of "
@@ -51,26 +54,82 @@ def make_stream(corpus: str = "synthetic", split: str = "train", *,
   if tokenizer in ("spm", "t5") and vocab_path:
     tokenizer = f"{tokenizer}:{vocab_path}"  # One spec names the index too.
   documents = open_corpus(corpus, split, data_dir=data_dir,
-                          tokenizer_spec=tokenizer)
+                          tokenizer_spec=tokenizer,
+                          synthetic_config=synthetic_config)
   if not len(documents):
     raise ValueError(f"Corpus {corpus!r} split {split!r} has no documents; "
                      "check the split name and the prepared data.")
   training = split == "train" if training is None else training
-  return stream.SegmentStream(
+  segments = stream.SegmentStream(
       documents, tokenizers.get_tokenizer(tokenizer), rows=rows,
       segment_length=segment_length, seed=seed, shuffle=training,
       repeat=training, shard_index=process_index, num_shards=process_count)
+  if training and documents_loss_on(documents) == "values":
+    if tokenizer != "bytes":
+      raise ValueError(f"loss_on='values' needs the bytes tokenizer (value "
+                       f"positions are byte offsets), not {tokenizer!r}.")
+    return ValueLossStream(segments,
+                           functools.lru_cache(256)(documents.mentions))
+  return segments
+
+
+def documents_loss_on(documents) -> str:
+  config = getattr(documents, "config", None)
+  return getattr(config, "loss_on", "all")
+
+
+class ValueLossStream:
+  """A SegmentStream whose `loss_mask` keeps only value characters.
+
+  Row r's segment starts at its stream offset minus T; the mask is True
+  where the document has a value (data/synthetic.py `Mention`), so training
+  predicts values only. Everything else (state, resume) is the stream's.
+  """
+
+  def __init__(self, segments: stream.SegmentStream, mentions):
+    self._stream = segments
+    self._mentions = mentions  # doc index -> [Mention]
+
+  def __iter__(self) -> "ValueLossStream":
+    return self
+
+  def __next__(self) -> stream.Batch:
+    batch = next(self._stream)
+    tokens = batch["tokens"]  # [R, T]
+    offsets = np.asarray(self._stream.get_state()["row_offset"]) - len(
+        tokens[0])  # [R] document position of column 0.
+    mask = np.zeros_like(batch["loss_mask"])  # [R, T]
+    for row, doc in enumerate(batch["doc_index"]):
+      if doc < 0:
+        continue
+      for m in self._mentions(int(doc)):
+        lo, hi = m.start - offsets[row], m.end - offsets[row]
+        mask[row, max(lo, 0):max(min(hi, len(tokens[0])), 0)] = True
+    return dict(batch, loss_mask=mask & batch["loss_mask"])
+
+  def get_state(self):
+    return self._stream.get_state()
+
+  def set_state(self, state, **kwargs) -> None:
+    self._stream.set_state(state, **kwargs)
 
 
 def open_corpus(corpus: str, split: str, *, data_dir: str | None,
-                tokenizer_spec: str = "bytes") -> sources.DocumentSource:
+                tokenizer_spec: str = "bytes",
+                synthetic_config: dict | None = None
+                ) -> sources.DocumentSource:
   """The documents of a corpus named as in `CORPORA`."""
+  if synthetic_config and corpus != "synthetic":
+    raise ValueError(f"synthetic_config is set but corpus={corpus!r}; it "
+                     "only applies to the synthetic corpus.")
   if corpus == "synthetic":
     if split not in _SYNTHETIC_SPLITS:
       raise ValueError(f"The synthetic corpus has no split {split!r}; use one "
                        f"of {', '.join(_SYNTHETIC_SPLITS)}.")
     num_documents, seed = _SYNTHETIC_SPLITS[split]
-    return synthetic.SyntheticDocuments(num_documents, seed=seed)
+    return synthetic.SyntheticDocuments(
+        num_documents, seed=seed,
+        config=synthetic.SyntheticConfig(**(synthetic_config or {})))
   if corpus == "pg19":
     return sources.tfds_documents("pg19", split, data_dir=data_dir)
   if corpus == "c4_4k":

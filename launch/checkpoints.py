@@ -40,7 +40,8 @@ CONFIG_FILE = "config.json"
 # change is refused.
 RESTART_FREE = ("num_steps", "optimizer.warmup_steps", "optimizer.max_lr",
                 "optimizer.min_lr", "log_every", "checkpoint_every",
-                "keep_checkpoints", "eval_batch_size", "data.eval_split")
+                "keep_checkpoints", "eval_batch_size", "data.eval_split",
+                "eval_every", "eval_batches")
 CORRUPT_SUFFIX = ".corrupt"
 
 

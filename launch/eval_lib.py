@@ -1,8 +1,8 @@
-"""Perplexity of a checkpoint over every document of a split, in one pass.
+"""Scores a checkpoint over a split: perplexity, loss by position, recall.
 
 Glossary of shapes:
 - R: eval rows (`config.eval_batch_size`).  D: local devices.
-- T: segment length.
+- T: segment length.  W: window length.
 
 Rows stream documents as in training (data/stream.py), but unshuffled and
 once: every document is read from its start with its memory carried across
@@ -10,54 +10,132 @@ its segments; a row whose documents are used up idles (zero tokens, no
 loss) until all rows are done. Perplexity is exp(total nats / total
 predicted tokens) over the whole split, i.e. token-weighted
 (melodi_hk/README.md §11).
+
+Memory modes score the same checkpoint with its memory used differently:
+"carried" (as trained), "reset_segment" (every segment starts from the zero
+memory, so nothing crosses segments) and "reset_long" (MELODI only: the
+long-term memories are zeroed before every segment, the short-term ones
+carried). The difference to "carried" is what the memory buys.
+Per-token sums live in launch/scores.py.
 """
 
 import functools
+import json
+import os
+import time
 from typing import Any
 
+from absl import logging
 import jax
+import jax.numpy as jnp
 import melodi_hk
+from melodi_hk import losses
 import ml_collections
 import numpy as np
 
 from data import pipeline
 from launch import checkpoints
 from launch import experiment
-from launch import metrics
+from launch import scores as scores_lib
 from launch import train_lib
 
+MEMORY_MODES = ("carried", "reset_segment", "reset_long")
 
-@functools.cache  # One compilation per model config in a process.
-def pmap_eval_step(model_cfg):
-  """(params, memory, batch) -> (memory, nats, predicted tokens) per device."""
+
+@functools.cache  # One compilation per model config and mode in a process.
+def pmap_token_step(model_cfg, memory_mode: str = "carried"):
+  """(params, memory, batch) -> (memory, token nats, hits, mask) per device.
+
+  Token nats float32[R/D, T], hits and mask bool[R/D, T] (hit: the argmax
+  is the target).
+  """
+  check_memory_mode(model_cfg, memory_mode)
   model = melodi_hk.build(model_cfg)
 
   def step(params, memory, batch):
-    logits, memory = model.apply(params, memory, batch["tokens"],
-                                 batch["start_of_sequence"])  # [R/D, T, V]
-    out = melodi_hk.lm_loss(logits, batch["tokens"], batch["loss_mask"])
-    return memory, out.loss, out.num_tokens
+    tokens, sos = batch["tokens"], batch["start_of_sequence"]
+    if memory_mode == "reset_segment":
+      sos = jnp.ones_like(sos)
+    elif memory_mode == "reset_long":
+      memory = memory._replace(long=jax.tree.map(jnp.zeros_like, memory.long))
+    logits, memory = model.apply(params, memory, tokens, sos)  # [R/D, T, V]
+    out = melodi_hk.lm_loss(logits, tokens, batch["loss_mask"])
+    targets, mask = losses.targets_and_mask(tokens,
+                                                      batch["loss_mask"])
+    hits = jnp.argmax(logits, -1) == targets % logits.shape[-1]  # [R/D, T]
+    return memory, out.token_losses, hits & mask, mask
 
   return jax.pmap(step, axis_name=train_lib.AXIS, donate_argnums=(1,))
 
 
+def check_memory_mode(model_cfg, memory_mode: str) -> None:
+  if memory_mode not in MEMORY_MODES:
+    raise ValueError(f"memory mode {memory_mode!r} is not one of "
+                     f"{MEMORY_MODES}.")
+  if memory_mode == "reset_long" and not getattr(
+      model_cfg, "long_term_layers", ()):
+    raise ValueError(f"memory mode 'reset_long' needs a MELODI model with "
+                     f"long_term_layers; {type(model_cfg).__name__} has none.")
+
+
 def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str,
-             step: int | None = None) -> dict[str, Any]:
-  """Restores `step` (default: latest) of `workdir` and scores `split`."""
+             step: int | None = None, *,
+             memory_modes: tuple[str, ...] = ("carried",),
+             max_batches: int | None = None) -> dict[str, Any]:
+  """Restores `step` (default: latest) of `workdir` and scores `split`.
+
+  The result holds the first mode's scores at the top level, and with
+  several modes `memory_gain`: each mode's nats/token minus the first's.
+  """
   model_cfg = experiment.model_config(config)
+  params, step = restore_params(config, model_cfg, workdir, step)
+  result = score_params(config, model_cfg, params, split, memory_modes,
+                        max_batches)
+  result["step"] = step
+  return result
+
+
+def score_params(config, model_cfg, params, split: str,
+                 memory_modes: tuple[str, ...] = ("carried",),
+                 max_batches: int | None = None) -> dict[str, Any]:
+  """Scores host `params` on `split` in each memory mode."""
+  for mode in memory_modes:
+    check_memory_mode(model_cfg, mode)
   devices = jax.local_devices()
   rows = experiment.host_rows(config.eval_batch_size, len(devices), 1)
-  stream = experiment.make_stream(config, split, rows=rows,
-                                  devices=len(devices), training=False)
-  params, step = restore_params(config, model_cfg, workdir, step)
-  nats, tokens, documents, batches = _score(
-      pmap_eval_step(model_cfg), train_lib.replicate(params, devices),
-      melodi_hk.build(model_cfg).init_memory(rows), stream, devices)
-  return {"split": split, "step": step, "corpus": config.data.corpus,
-          "documents": documents, "batches": batches,
-          "predicted_tokens": tokens, "total_nats": nats,
-          "nats_per_token": nats / max(tokens, 1),
-          "perplexity": metrics.perplexity(nats, tokens)}
+  params = train_lib.replicate(params, devices)
+  by_mode = {}
+  for mode in memory_modes:
+    stream = experiment.make_stream(config, split, rows=rows,
+                                    devices=len(devices), training=False)
+    by_mode[mode] = _score(
+        pmap_token_step(model_cfg, mode), params,
+        melodi_hk.build(model_cfg).init_memory(rows), stream, devices,
+        scores_lib.Scores(rows, model_cfg.window_length,
+                          _mentions(config, split)), max_batches)
+  first = by_mode[memory_modes[0]]
+  result = dict(first, split=split, corpus=config.data.corpus,
+                memory_mode=memory_modes[0])
+  if len(memory_modes) > 1:
+    result["memory_gain"] = {
+        mode: dict(nats_per_token=r["nats_per_token"],
+                   minus_first=r["nats_per_token"] - first["nats_per_token"],
+                   recall_exact_match=r.get("values", {}).get(
+                       "recall_exact_match"))
+        for mode, r in by_mode.items()}
+  return result
+
+
+def _mentions(config, split):
+  """doc index -> value mentions for synthetic byte corpora, else None."""
+  if config.data.corpus != "synthetic" or config.data.tokenizer != "bytes":
+    return None
+  documents = pipeline.open_corpus(
+      "synthetic", split, data_dir=None,
+      synthetic_config=experiment.synthetic_config(config))
+  if not hasattr(documents, "mentions"):  # e.g. a test's stand-in corpus.
+    return None
+  return functools.lru_cache(maxsize=1024)(documents.mentions)
 
 
 def restore_params(config: ml_collections.ConfigDict, model_cfg, workdir: str,
@@ -81,18 +159,72 @@ def restore_params(config: ml_collections.ConfigDict, model_cfg, workdir: str,
   return state.params, int(state.step)
 
 
-def _score(eval_step, params, memory, stream, devices):
-  """Sums nats and predicted tokens over the stream in float64."""
+def _score(eval_step, params, memory, stream, devices,
+           scores: scores_lib.Scores, max_batches: int | None):
+  """Feeds every batch's per-token results (one transfer each) to `scores`."""
   memory = train_lib.split_rows(memory, devices)
-  per_batch, documents = [], 0
+  batches_done = 0
   with pipeline.Prefetcher(stream) as batches:
     for batch, _ in batches:
-      documents += int(np.sum(batch["start_of_sequence"] &
-                              (batch["doc_index"] >= 0)))
-      batch = pipeline.shard_for_pmap(
+      if max_batches is not None and batches_done >= max_batches:
+        break
+      sharded = pipeline.shard_for_pmap(
           {key: batch[key] for key in train_lib.BATCH_KEYS}, len(devices))
-      memory, nats, tokens = eval_step(params, memory, batch)
-      per_batch.append((nats, tokens))  # Stays on device until the end.
-  host = np.asarray(jax.device_get(per_batch), np.float64)  # [N, 2, D]
-  return (float(host[:, 0].sum()), int(host[:, 1].sum()), documents,
-          len(per_batch))
+      memory, nats, hits, mask = eval_step(params, memory, sharded)
+      flat = lambda x: np.asarray(x).reshape(-1, x.shape[-1])  # [R, T]
+      scores.add(flat(nats).astype(np.float64), flat(hits), flat(mask),
+                 batch["start_of_sequence"], batch["doc_index"])
+      batches_done += 1
+  return dict(scores.result(), batches=batches_done)
+
+
+def scalars(result: dict[str, Any], prefix: str) -> dict[str, float]:
+  """The headline numbers of an `evaluate` result, as TensorBoard scalars."""
+  out = {f"eval_{prefix}/nats_per_token": result["nats_per_token"],
+         f"eval_{prefix}/perplexity": result["perplexity"]}
+  values = result.get("values")
+  if values:
+    out[f"eval_{prefix}/recall_accuracy"] = values["recall"]["accuracy"]
+    out[f"eval_{prefix}/first_accuracy"] = values["first"]["accuracy"]
+    out[f"eval_{prefix}/recall_exact_match"] = values["recall_exact_match"]
+  for mode, gain in result.get("memory_gain", {}).items():
+    out[f"eval_{prefix}/{mode}_nats_per_token"] = gain["nats_per_token"]
+  return out
+
+
+def first_replica(tree):
+  """Host numpy copy of one replica of pmapped (replicated) arrays."""
+  return jax.tree.map(lambda x: np.asarray(x.addressable_shards[0].data)[0],
+                      tree)
+
+
+class HeldOut:
+  """Held-out loss on a fixed slice (the first `config.eval_batches`
+  batches of `config.data.eval_split`), for calls during training."""
+
+  def __init__(self, config: ml_collections.ConfigDict, workdir: str,
+               reporter=None):
+    self._config = config
+    self._model_cfg = experiment.model_config(config)
+    self._path = os.path.join(workdir, "eval_log.jsonl")
+    self._reporter = reporter  # A metrics.Reporter, or None.
+
+  def __call__(self, step: int, pmapped_params) -> dict[str, Any]:
+    start = time.perf_counter()
+    result = score_params(self._config, self._model_cfg,
+                          first_replica(pmapped_params),
+                          self._config.data.eval_split,
+                          max_batches=self._config.eval_batches)
+    line = dict(step=step, nats_per_token=result["nats_per_token"],
+                tokens=result["predicted_tokens"])
+    if "values" in result:
+      line.update(recall_accuracy=result["values"]["recall"]["accuracy"],
+                  recall_exact_match=result["values"]["recall_exact_match"])
+    with open(self._path, "a") as f:
+      f.write(json.dumps(line) + "\n")
+    if self._reporter is not None:
+      self._reporter.write(step, {f"eval/{k}": v for k, v in line.items()
+                                  if k != "step"})
+      self._reporter.exclude_time(time.perf_counter() - start)
+    logging.info("held-out at step %d: %s", step, line)
+    return line

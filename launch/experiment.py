@@ -50,6 +50,14 @@ def check_config(config: ml_collections.ConfigDict) -> None:
       raise ValueError(
           f"config.{field}={value!r} must be a positive integer ({meaning}); "
           f"set e.g. --config.{field}={example}.")
+  eval_every = config.get("eval_every", 0)
+  if not isinstance(eval_every, int) or eval_every < 0 or (
+      eval_every and config.get("eval_batches", 0) < 1):
+    raise ValueError(
+        f"config.eval_every={eval_every!r} must be an integer >= 0 (0: no "
+        "held-out eval during training) and, when > 0, config.eval_batches="
+        f"{config.get('eval_batches')!r} must be >= 1; set e.g. "
+        "--config.eval_every=500 --config.eval_batches=4.")
   model_config(config)
   optimizer_config(config)
 
@@ -130,4 +138,12 @@ def make_stream(config: ml_collections.ConfigDict, split: str, *, rows: int,
       segment_length=config.model.segment_length,
       window_length=config.model.window_length, seed=config.seed,
       process_index=process_index, process_count=process_count,
-      devices=devices, training=training)
+      devices=devices, training=training,
+      synthetic_config=synthetic_config(config))
+
+
+def synthetic_config(config: ml_collections.ConfigDict) -> dict | None:
+  """The synthetic corpus's fields, or None for every other corpus."""
+  if config.data.corpus != "synthetic" or "synthetic" not in config.data:
+    return None
+  return config.data.synthetic.to_dict()

@@ -9,9 +9,13 @@ costs one device-to-host transfer per K steps instead of a sync per step.
 stops on the first diverged loss before it can write a checkpoint of the
 broken state (big_vision's rail). Diverged means NaN, infinite, or finite
 but above MAX_NATS_PER_TOKEN, where the perplexity itself would overflow.
+Each report is also appended as one JSON line to <logdir>/train_log.jsonl,
+which launch/compare.py plots.
 """
 
+import json
 import math
+import os
 import time
 
 from absl import logging
@@ -46,6 +50,7 @@ class Reporter:
                tokens_per_step: int, first_step: int):
     # Only one host writes event files; every host checks for NaNs.
     self._writer = tf.summary.create_file_writer(logdir) if logdir else None
+    self._log = os.path.join(logdir, "train_log.jsonl") if logdir else None
     self._num_steps = num_steps
     self._tokens_per_step = tokens_per_step  # All positions, padding too.
     self._pending = []  # [(step, metrics on device)] since the last flush.
@@ -105,12 +110,33 @@ class Reporter:
         "%.2f steps/s | %.0f tokens/s | ETA %s", step, self._num_steps,
         scalars["nats_per_token"], scalars["perplexity"], lr, steps_per_s,
         scalars["tokens_per_s"], _duration(eta))
-    if self._writer:
-      with self._writer.as_default(step=step):
-        for name, value in scalars.items():
-          tf.summary.write(f"train/{name}", tf.constant(value, tf.float32),
-                           metadata=_SCALAR)
-      self._writer.flush()
+    self.write(step, {f"train/{k}": v for k, v in scalars.items()})
+
+  def exclude_time(self, seconds: float) -> None:
+    """Leaves `seconds` (e.g. a held-out eval) out of the next steps/s."""
+    step, start = self._last
+    self._last = (step, start + seconds)
+
+  def write(self, step: int, scalars: dict[str, float]) -> None:
+    """Writes `scalars` ({"group/name": value}) to TensorBoard and JSON."""
+    if not self._writer:
+      return
+    with self._writer.as_default(step=step):
+      for name, value in scalars.items():
+        tf.summary.write(name, tf.constant(value, tf.float32),
+                         metadata=_SCALAR)
+    self._writer.flush()
+    with open(self._log, "a") as f:
+      f.write(json.dumps(dict(step=step, **scalars)) + "\n")
+
+
+def write_scalars(logdir: str, step: int, scalars: dict[str, float]) -> None:
+  """Writes {"group/name": value} at `step` to TensorBoard in `logdir`."""
+  writer = tf.summary.create_file_writer(logdir)
+  with writer.as_default(step=step):
+    for name, value in scalars.items():
+      tf.summary.write(name, tf.constant(value, tf.float32), metadata=_SCALAR)
+  writer.close()
 
 
 def quiet_orbax_logs() -> None:

@@ -31,6 +31,7 @@ import numpy as np
 
 from data import pipeline
 from launch import checkpoints
+from launch import eval_lib
 from launch import experiment
 from launch import metrics
 from launch import train_lib
@@ -79,12 +80,15 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
   reporter = metrics.Reporter(
       logdir, num_steps=config.num_steps, first_step=int(state.step),
       tokens_per_step=config.batch_size * config.model.segment_length)
+  held_out = (eval_lib.HeldOut(config, workdir, reporter)
+              if config.get("eval_every") and process_index == 0 else None)
   with _stop_on_sigterm() as stop, pipeline.Prefetcher(stream) as batches:
     try:
       return _loop(train_lib.pmap_update(model_cfg, opt),
                    train_lib.to_devices(state, devices), int(state.step),
                    batches, reporter, ckpt, config,
-                   functools.partial(_agreed_stop, stop, process_count))
+                   functools.partial(_agreed_stop, stop, process_count),
+                   held_out)
     finally:
       reporter.close()
       ckpt.close()
@@ -115,8 +119,11 @@ def _initial_state(model_cfg, opt: train_lib.OptimizerConfig, seed: int,
 
 def _loop(update, state, step: int, batches, reporter: metrics.Reporter,
           ckpt: checkpoints.Checkpointer, config: ml_collections.ConfigDict,
-          should_stop) -> dict[int, float]:
+          should_stop, held_out=None) -> dict[int, float]:
   """Runs updates until num_steps; returns {step: summed loss}.
+
+  `held_out(step, params)`, if given, scores the eval slice every
+  `config.eval_every` steps.
 
   Raises:
     Preempted: once `should_stop()` was True and that step was saved.
@@ -143,6 +150,8 @@ def _loop(update, state, step: int, batches, reporter: metrics.Reporter,
       preempted = Preempted(step, ckpt.directory, losses)
       logging.warning("%s", preempted)
       raise preempted
+    if held_out and step % config.eval_every == 0:
+      held_out(step, state.params)
   return losses
 
 

@@ -42,7 +42,36 @@ class MakeStreamTest(parameterized.TestCase):
     self.assertFalse(np.array_equal(first[0]["doc_index"],
                                     first[2]["doc_index"]))
 
+  def test_synthetic_config_sets_the_corpus(self):
+    fields = dict(task="passkey", document_chars=512, min_recall_gap=60,
+                  value_length=2)
+    segments = small_stream(synthetic_config=fields)
+    row = np.concatenate([next(segments)["tokens"][0] for _ in range(2)])
+    text = tokenizers.ByteTokenizer().decode(row)
+    self.assertTrue(text.startswith("the pass key is "))
+    self.assertEqual(text[60:76], "the pass key is ")
+
+  def test_loss_on_values_masks_all_but_value_characters(self):
+    fields = dict(task="passkey", document_chars=512, min_recall_gap=60,
+                  value_length=2, loss_on="values", filler="dots")
+    segments = pipeline.make_stream("synthetic", "train", rows=2,
+                                    segment_length=T, synthetic_config=fields)
+    decode = tokenizers.ByteTokenizer().decode
+    for _ in range(20):  # Crosses document ends: rows restart at offset 0.
+      batch = next(segments)
+      for row in range(2):
+        masked = decode(batch["tokens"][row][batch["loss_mask"][row]])
+        self.assertTrue(masked.isdigit() or not masked, masked)
+        digits = [c.isdigit() for c in decode(batch["tokens"][row])]
+        self.assertEqual(sum(digits), int(batch["loss_mask"][row].sum()))
+    # Eval streams keep every target.
+    batch = next(small_stream(synthetic_config=fields))
+    np.testing.assert_array_equal(batch["loss_mask"], batch["tokens"] > 0)
+
   @parameterized.named_parameters(
+      ("synthetic config for another corpus",
+       dict(corpus="pg19", synthetic_config=dict(task="passkey")),
+       "synthetic_config is set but corpus='pg19'"),
       ("unknown corpus", dict(corpus="wiki"),
        r"Unknown corpus 'wiki'; known: synthetic, pg19, c4_4k, local:<name>"),
       ("segment not a multiple of window",

@@ -13,6 +13,8 @@ import dataclasses
 import ml_collections
 from ml_collections import config_dict
 
+from data import synthetic
+
 
 def base_config() -> ml_collections.ConfigDict:
   """The paper's training set-up (melodi_hk/README.md §15), synthetic data."""
@@ -25,6 +27,8 @@ def base_config() -> ml_collections.ConfigDict:
       vocab_path=config_dict.placeholder(str),  # SentencePiece .model file.
       data_dir=config_dict.placeholder(str),  # TFDS data_dir for real corpora.
       eval_split="validation",  # What launch/eval.py reads by default.
+      # Fields of data/synthetic.py's SyntheticConfig (synthetic corpus only).
+      synthetic=dataclasses.asdict(synthetic.SyntheticConfig()),
   ))
   config.batch_size = 32  # B: 32 TPU cores x 1 row each, as the paper.
   config.eval_batch_size = 32  # Rows streaming documents in launch/eval.py.
@@ -36,6 +40,10 @@ def base_config() -> ml_collections.ConfigDict:
   config.log_every = 100  # Console line and TensorBoard scalars.
   config.checkpoint_every = 1000  # Also at the end and on SIGTERM.
   config.keep_checkpoints = 3  # Older checkpoints are deleted.
+  # Held-out loss on the first `eval_batches` batches of the eval split
+  # every `eval_every` steps (0: never); TensorBoard and eval_log.jsonl.
+  config.eval_every = 0
+  config.eval_batches = 4
   return config
 
 

@@ -1,0 +1,1 @@
+"""Scripts behind the README's small-scale comparisons."""

@@ -1,0 +1,70 @@
+r"""Small models on the passkey task: the memory ladder on 2 CPU cores.
+
+  python -m launch.train --config=launch/configs/passkey.py:melodi_sl,200 \
+      --workdir=/tmp/passkey_melodi_sl_200
+
+The argument is "<model>,<gap>[,<filler>[,<loss_on>]]": model one of
+MODELS, gap the characters between two mentions of the 3-digit pass key
+("the pass key is 407. "), or "<low>-<high>" for gaps drawn uniformly
+from that range, filler "words" (default) or "dots", loss_on "all"
+(default) or "values" (train on the value digits only). Every model
+has 2 layers of width 64 (heads 2 x 32), windows of W = 64 bytes and
+segments of T = 256 (the windowed model: T = W and 4x the rows, so every
+step reads the same 2,048 tokens). Transformer-XL reaches back
+layers x W = 128 bytes; MELODI's long memory L = 128 tokens of I = 16 per
+window covers 8 windows (512 bytes), as does the Memorizing model's C = 512
+slots. The gap ladder: 40 (inside one window), 100 (inside XL's reach), 400
+(beyond it, inside the long memories' span). See README "The paper's
+comparisons at small scale" for what each learns in 3,000 steps.
+"""
+
+import ml_collections
+
+from launch.configs import common
+
+MODELS = ("windowed", "xl", "melodi_s", "melodi_l", "melodi_sl", "memorizing")
+_SHARED = dict(vocab_size=260, num_layers=2, embed_dim=64, num_heads=2,
+               head_dim=32, mlp_dim=256, window_length=64, segment_length=256,
+               dropout_rate=0.0, attention_dropout_rate=0.0, dtype="float32")
+
+
+def model_fields(model: str) -> tuple[str, dict]:
+  """(config.model_name, config.model fields) of one row of the ladder."""
+  if model == "windowed":
+    return "transformer_xl", dict(_SHARED, segment_length=64, xl_cache=False)
+  if model == "xl":
+    return "transformer_xl", dict(_SHARED)
+  if model == "memorizing":
+    return "memorizing", dict(_SHARED, memory_layer=0, memory_size=512)
+  melodi = dict(_SHARED, short_term_memory_size=16, summary_size=16)
+  if model == "melodi_s":
+    return "melodi", melodi
+  long = dict(long_term_layers=(1,), long_term_memory_size=128,
+              long_term_memory_increment=16)
+  if model == "melodi_sl":
+    return "melodi", dict(melodi, **long)
+  if model == "melodi_l":  # The reference needs M >= 1: the smallest.
+    return "melodi", dict(melodi, short_term_memory_size=1, **long)
+  raise ValueError(f"Unknown model {model!r}; use one of {MODELS}.")
+
+
+def get_config(arg: str = "melodi_sl,400") -> ml_collections.ConfigDict:
+  model, gap, *rest = arg.split(",")
+  config = common.base_config()
+  config.model_name, fields = model_fields(model)
+  config.model = ml_collections.ConfigDict(fields)
+  low, _, high = gap.partition("-")
+  config.data.synthetic.update(dict(
+      task="passkey", document_chars=2048, min_recall_gap=int(low),
+      max_recall_gap=int(high or 0), value_length=3,
+      filler=rest[0] if rest else "words",
+      loss_on=rest[1] if len(rest) > 1 else "all"))
+  config.batch_size = 8 * 256 // fields["segment_length"]
+  config.eval_batch_size = 16
+  config.num_steps = 3000
+  config.optimizer.warmup_steps = 100
+  config.log_every = 100
+  config.checkpoint_every = 500
+  config.eval_every = 250
+  config.eval_batches = 4
+  return config
