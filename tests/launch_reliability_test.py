@@ -180,6 +180,7 @@ def test_perplexity_of_huge_loss_is_inf_not_an_error():
     ("log_every", 0, r"log_every=0 .*--config.log_every"),
     ("keep_checkpoints", 0, r"keep_checkpoints=0 .*--config.keep_checkpoints"),
     ("num_steps", 0, r"num_steps=0 .*--config.num_steps="),
+    ("eval_every", -1, r"eval_every=-1 .*--config.eval_every="),
 ])
 def test_bad_value_is_refused_before_anything_runs(field, value, message,
                                                    tmp_path, monkeypatch):
