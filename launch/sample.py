@@ -18,24 +18,14 @@ because the memory has a fixed size. The continuation is printed as it is
 produced, decoded with the run's tokenizer.
 """
 
-import json
-import sys
-import time
-
 from absl import app
 from absl import flags
 from etils import epath
-import jax
 import melodi_hk
-import ml_collections
 from ml_collections import config_flags
-import numpy as np
 
-from data import tokenizers
-from launch import checkpoints
-from launch import eval_lib
-from launch import experiment
 from launch import metrics
+from launch import sample_lib
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "A launch/configs/*.py file: random-init smoke run "
@@ -53,84 +43,6 @@ _SEED = flags.DEFINE_integer("seed", 0, "Row r samples with seed + r.")
 _BATCH = flags.DEFINE_integer("batch", 1, "Samples of the prompt.")
 
 
-def load(workdir: str | None, config: ml_collections.ConfigDict | None,
-         step: int | None = None):
-  """(run config, model config, params) from a workdir or a config file."""
-  if (workdir is None) == (config is None):
-    raise ValueError("Pass exactly one of --workdir (a trained run) and "
-                     "--config (a random-init model).")
-  if config is not None:
-    model_cfg = experiment.model_config(config)
-    params = jax.jit(melodi_hk.build(model_cfg).init)(
-        jax.random.PRNGKey(config.seed))
-    return config, model_cfg, params
-  path = epath.Path(workdir) / checkpoints.CONFIG_FILE
-  if not path.exists():
-    raise ValueError(f"No {checkpoints.CONFIG_FILE} in {workdir}: not a "
-                     "training workdir; train first (python -m "
-                     "launch.train) or pass --config for a random model.")
-  config = ml_collections.ConfigDict(json.loads(path.read_text()))
-  model_cfg = experiment.model_config(config)
-  params, _ = eval_lib.restore_params(config, model_cfg, workdir, step)
-  return config, model_cfg, params
-
-
-def state_bytes(tree) -> int:
-  return sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(tree))
-
-
-class _Progress:
-  """A `\\r` progress line on stderr, at most a few times a second."""
-
-  def __init__(self, out=sys.stderr):
-    self.out, self.begin, self.last = out, time.perf_counter(), 0.0
-
-  def __call__(self, done: int, total: int) -> None:
-    now = time.perf_counter()
-    if done < total and now - self.last < 0.5:
-      return
-    self.last = now
-    self.out.write(f"\rprefill {done}/{total} tokens ({100 * done / total:.1f}"
-                   f"%), {done / max(now - self.begin, 1e-9):.0f} tokens/s")
-    if done == total:
-      self.out.write("\n")
-    self.out.flush()
-
-
-def sample(config, model_cfg, params, prompt: str | bytes, num_tokens: int,
-           sampling: melodi_hk.SamplingConfig, seed: int, batch: int,
-           out=sys.stdout, err=sys.stderr) -> list[str]:
-  """Prefills `prompt` in `batch` rows and prints their continuations.
-
-  Returns:
-    The B continuations as text.
-  """
-  tokenizer = tokenizers.get_tokenizer(config.data.tokenizer,
-                                       config.data.vocab_path)
-  ids = tokenizer.encode(prompt)
-  if not ids.size:
-    raise ValueError("The prompt is empty; give --prompt or --prompt_file.")
-  dec, model = melodi_hk.decoder(model_cfg), melodi_hk.build(model_cfg)
-  logits, state = dec.prefill(params, model.init_memory(batch),
-                              np.tile(ids[None], (batch, 1)),
-                              np.ones(batch, bool), _Progress(err))
-  err.write(f"read {ids.size} prompt tokens; decode state: "
-            f"{state_bytes(state)} bytes\n")
-  rows = [[] for _ in range(batch)]
-  shown = [""] * batch
-  for chunk in melodi_hk.generate(dec, params, state, logits, num_tokens,
-                                  sampling, seed):
-    for r in range(batch):
-      rows[r] += [int(t) for t in chunk.tokens[r] if t >= 0]
-      # Hold back an incomplete UTF-8 character until its bytes arrive.
-      text = tokenizer.decode(rows[r]).rstrip("\ufffd")
-      new, shown[r] = text[len(shown[r]):], text
-      out.write(new if batch == 1 else f"[{r}] {new!r}\n")
-    out.flush()
-  out.write("\n")
-  return [tokenizer.decode(r) for r in rows]
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}.")
@@ -139,11 +51,13 @@ def main(argv):
     raise app.UsageError("Pass exactly one of --prompt and --prompt_file.")
   prompt = (_PROMPT.value if _PROMPT_FILE.value is None
             else epath.Path(_PROMPT_FILE.value).read_bytes())
-  config, model_cfg, params = load(_WORKDIR.value, _CONFIG.value, _STEP.value)
+  config, model_cfg, params = sample_lib.load(_WORKDIR.value, _CONFIG.value,
+                                              _STEP.value)
   sampling = melodi_hk.SamplingConfig(
       _TEMPERATURE.value, _TOP_K.value, _TOP_P.value)
-  texts = sample(config, model_cfg, params, prompt, _NUM_TOKENS.value,
-                 sampling, _SEED.value, _BATCH.value)
+  texts = sample_lib.sample(config, model_cfg, params, prompt,
+                            _NUM_TOKENS.value, sampling, _SEED.value,
+                            _BATCH.value)
   if len(texts) > 1:
     for r, text in enumerate(texts):
       print(f"=== sample {r} ===\n{text}")

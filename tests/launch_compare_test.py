@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from launch import compare
+from launch import compare_lib
 from launch import trainer
 from launch.configs import suites
 
@@ -17,7 +17,7 @@ from launch.configs import suites
 @pytest.fixture(name="smoke", scope="module")
 def _smoke(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp("smoke"))
-  return workdir, compare.run_suite(suites.get_suite("smoke"), workdir)
+  return workdir, compare_lib.run_suite(suites.get_suite("smoke"), workdir)
 
 
 def test_every_row_is_in_the_table_with_finite_numbers(smoke):
@@ -47,8 +47,8 @@ def test_plots_and_json_are_written(smoke):
 def test_rerun_resumes_without_training_again(smoke, monkeypatch):
   workdir, out = smoke
   monkeypatch.setattr(trainer, "train", lambda *_: pytest.fail("retrained"))
-  again = compare.run_suite(suites.get_suite("smoke"), workdir)
-  assert compare.markdown_table(again["rows"]) == compare.markdown_table(
+  again = compare_lib.run_suite(suites.get_suite("smoke"), workdir)
+  assert compare_lib.markdown_table(again["rows"]) == compare_lib.markdown_table(
       out["rows"])
 
 
@@ -56,4 +56,4 @@ def test_unequal_budgets_are_an_error():
   rows = suites.get_suite("smoke")["rows"]
   rows["windowed"].batch_size = 8
   with pytest.raises(ValueError, match="different token budgets"):
-    compare.check_equal_budget(rows)
+    compare_lib.check_equal_budget(rows)

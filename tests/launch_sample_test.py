@@ -12,13 +12,13 @@ import numpy as np
 
 from data import tokenizers
 from launch import checkpoints
-from launch import sample
+from launch import sample_lib
 from tests import launch_testing
 
 
 def _random_model():
   config = launch_testing.small_config(dropout=0.0)
-  return sample.load(None, config)
+  return sample_lib.load(None, config)
 
 
 class SampleTest(absltest.TestCase):
@@ -27,7 +27,7 @@ class SampleTest(absltest.TestCase):
     config, model_cfg, params = _random_model()
     out, err = io.StringIO(), io.StringIO()
     prompt = "abc de. " * 9  # 72 bytes: 4 windows and a partial one.
-    texts = sample.sample(config, model_cfg, params, prompt, 20,
+    texts = sample_lib.sample(config, model_cfg, params, prompt, 20,
                           melodi_hk.SamplingConfig(temperature=0.0), 0, 2,
                           out=out, err=err)
     self.assertLen(texts, 2)
@@ -51,7 +51,7 @@ class SampleTest(absltest.TestCase):
     sizes = []
     for prompt in ("ab", "ab" * 100):
       err = io.StringIO()
-      sample.sample(config, model_cfg, params, prompt, 1,
+      sample_lib.sample(config, model_cfg, params, prompt, 1,
                     melodi_hk.SamplingConfig(), 0, 1, out=io.StringIO(),
                     err=err)
       sizes.append(err.getvalue().split("decode state: ")[1])
@@ -61,19 +61,19 @@ class SampleTest(absltest.TestCase):
     config = launch_testing.small_config()
     with tempfile.TemporaryDirectory() as workdir:
       with self.assertRaisesRegex(ValueError, "No config.json"):
-        sample.load(workdir, None)
+        sample_lib.load(workdir, None)
       checkpoints.store_config(workdir, config)
       with self.assertRaisesRegex(ValueError, "No checkpoint"):
-        sample.load(workdir, None)
+        sample_lib.load(workdir, None)
 
   def test_workdir_and_config_are_exclusive(self):
     with self.assertRaisesRegex(ValueError, "exactly one"):
-      sample.load("/tmp/x", launch_testing.small_config())
+      sample_lib.load("/tmp/x", launch_testing.small_config())
 
   def test_empty_prompt(self):
     config, model_cfg, params = _random_model()
     with self.assertRaisesRegex(ValueError, "empty"):
-      sample.sample(config, model_cfg, params, "", 5,
+      sample_lib.sample(config, model_cfg, params, "", 5,
                     melodi_hk.SamplingConfig(), 0, 1, out=io.StringIO(),
                     err=io.StringIO())
 
