@@ -1,26 +1,13 @@
-r"""The library behind launch/compare.py: train a suite, score, compare.
+r"""The library behind launch/compare.py: train a suite, score it, compare.
 
 Glossary of shapes:
 - B: batch rows.  T: segment length (B x T tokens per step, every row).
 - G: characters between two mentions of a value (passkey suites).
 
-  python -m launch.compare --suite=cpu --workdir=/tmp/compare_cpu
-
-trains every row of the suite (launch/configs/suites.py) one model at a
-time in <workdir>/<row> with launch/train's loop (so a rerun resumes where
-it stopped and skips finished rows), scores each final checkpoint on the
-eval split with memory carried and reset every segment (MELODI with a long
-memory also: long memory alone reset), and writes to <workdir>:
-
-  comparison.md    the table: carried floats per row, step time, nats/token,
-                   memory gain, first-stated vs recalled values, exact match
-  comparison.json  every number, with each row's full eval result
-  curves.png       training and held-out loss (and recall) vs step
-  position.png     loss by position in the document, one line per row
-  recall_gap.png   exact match of recalled values by gap (synthetic only)
-
-Step time is the median over the run's log intervals after the first
-(which holds the compilation), held-out eval time left out.
+`run_suite` trains each row of a suite (launch/configs/suites.py) with
+launch/trainer's loop in <workdir>/<row> (resumable, finished rows are
+skipped), scores it with every memory mode, and writes the table, JSON and
+plots that launch/compare.py's docstring lists.
 """
 
 import json

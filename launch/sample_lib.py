@@ -1,21 +1,11 @@
 r"""The library behind launch/sample.py: load a model, stream a continuation.
 
 Glossary of shapes:
-- B: `--batch` samples of the one prompt.  T': prompt tokens.
-- V: vocabulary.
+- B: samples of the one prompt.  T': prompt tokens.  V: vocabulary.
 
-After the tiny training run of launch/train.py:
-
-  python -m launch.sample --workdir=/tmp/melodi_tiny \
-      --prompt="The history of " --num_tokens=200 --temperature=0.8
-
-The run's config comes from <workdir>/config.json and the latest
-checkpoint (or --step); `--config=launch/configs/tiny.py` instead builds a
-random-init model (a smoke test). The prompt goes through `prefill` with a
-progress line on stderr; any length fits (a whole book: `bible -f
-gen1:1-rev22:21 > /tmp/kjv.txt`, then `--prompt_file=/tmp/kjv.txt`)
-because the memory has a fixed size. The continuation is printed as it is
-produced, decoded with the run's tokenizer.
+`load` gives (config, model config, params) from a training workdir or a
+random-init config; `sample` prefills the prompt (with a progress line) and
+prints the continuation as `melodi_hk.generate` produces it.
 """
 
 import json
