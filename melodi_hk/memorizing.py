@@ -53,7 +53,7 @@ class MemorizingMemory(NamedTuple):
 def init_memory(cfg: config_lib.MemorizingConfig,
                 batch_size: int) -> MemorizingMemory:
   """Zero caches and memory, write index 0 (compute dtype)."""
-  caches = transformer_xl.init_caches(cfg, batch_size)
+  caches = transformer_xl.init_caches(cfg, batch_size, cfg.num_layers)
   shape = (batch_size, cfg.memory_size, cfg.num_heads, cfg.head_dim)
   return MemorizingMemory(caches, KVMemory(
       jnp.zeros(shape, cfg.dtype), jnp.zeros(shape, cfg.dtype),

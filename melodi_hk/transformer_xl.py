@@ -38,14 +38,11 @@ class XLMemory(NamedTuple):
   caches: tuple[XLCache, ...]  # One per layer; () when xl_cache=False.
 
 
-def init_caches(cfg, batch_size: int) -> tuple[XLCache, ...]:
-  """Zero caches, one per layer, each [B, W, H, D] in the compute dtype.
-
-  An empty tuple for a TransformerXLConfig with xl_cache=False.
-  """
+def init_caches(cfg, batch_size: int,
+                num_caches: int) -> tuple[XLCache, ...]:
+  """`num_caches` zero caches, each [B, W, H, D] in the compute dtype."""
   memory_lib.check_batch_size(batch_size)
   shape = (batch_size, cfg.window_length, cfg.num_heads, cfg.head_dim)
-  num_caches = cfg.num_layers if getattr(cfg, "xl_cache", True) else 0
   return tuple(XLCache(jnp.zeros(shape, cfg.dtype), jnp.zeros(shape, cfg.dtype))
                for _ in range(num_caches))
 
@@ -169,7 +166,9 @@ def build(cfg: config_lib.TransformerXLConfig) -> contract.Model:
                                                        is_training))
 
   def init_memory(batch_size: int) -> XLMemory:
-    return XLMemory(init_caches(cfg, batch_size))
+    # xl_cache=False (T = W) is the windowed transformer: nothing carried.
+    num_caches = cfg.num_layers if cfg.xl_cache else 0
+    return XLMemory(init_caches(cfg, batch_size, num_caches))
 
   def init(rng: jax.Array) -> hk.Params:
     tokens = jnp.ones((1, cfg.window_length), jnp.int32)
