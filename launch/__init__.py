@@ -20,6 +20,10 @@ Other counts:
 - P: a target's position in its document.  G: characters between two
   mentions of a value (its gap).  X: characters of one value.
 
-The training state's three layouts (host, pmap, global) are described once,
-in launch/state.py.
+One training path: launch/train.py (flags and `main`) calls
+`trainer.train` (resume, loop, report, checkpoint, stop), which runs
+`train_lib`'s step (optimiser, update) on one of the state layouts of
+launch/state.py (host, pmap, global: described there, once). The loop
+imports the config glue of launch/experiment.py, which imports train_lib's
+`OptimizerConfig`; that is why the loop and the step are two modules.
 """

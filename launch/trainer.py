@@ -5,9 +5,10 @@ rows of this host, A devices of this host, T segment).
 
 `train(config, workdir)` continues from the workdir's latest checkpoint
 (state, every row's memory and the data stream's position) or starts
-afresh, runs `config.num_steps` pmapped updates in all, and checkpoints
-every `config.checkpoint_every` steps, at the end, and when SIGTERM asks it
-to stop: the step is saved completely, then `Preempted` is raised, which
+afresh, runs `config.num_steps` updates in all (under pmap, or jit +
+shard_map: `config.parallelism`), and checkpoints every
+`config.checkpoint_every` steps, at the end, and when SIGTERM asks it to
+stop: the step is saved completely, then `Preempted` is raised, which
 launch/train.py turns into exit status EXIT_PREEMPTED. With several hosts
 the stop is agreed every step (one tiny all-gather), so all hosts save the
 same step. Because the checkpoint holds everything a step depends on (the
@@ -20,7 +21,7 @@ import functools
 import os
 import signal
 import threading
-from typing import Any
+from typing import Callable
 
 from absl import logging
 import jax
@@ -96,8 +97,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
 
 
 def _step(config, model_cfg, opt: train_lib.OptimizerConfig, devices,
-          process_count: int) -> tuple[Any, state_lib.Layout]:
-  """The compiled update of `config.parallelism` and its state layout."""
+          process_count: int) -> tuple[Callable, state_lib.Layout]:
+  """The update of `config.parallelism` and the state layout it runs on."""
   if config.get("parallelism", "pmap") == "pmap":
     return (train_lib.pmap_update(model_cfg, opt),
             state_lib.pmap_layout(devices))

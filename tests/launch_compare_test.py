@@ -21,7 +21,7 @@ class CompareTest(absltest.TestCase):
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    workdir = tempfile.mkdtemp(dir=absltest.get_default_test_tmpdir())
+    workdir = cls.enterClassContext(tempfile.TemporaryDirectory())
     cls.smoke = workdir, compare_lib.run_suite(suites.get_suite("smoke"),
                                                workdir)
 

@@ -7,6 +7,7 @@ rows, T = 32 tokens.
 import json
 import math
 import os
+import tempfile
 
 from absl.testing import absltest
 import jax
@@ -46,7 +47,7 @@ class EvalTest(absltest.TestCase):
   def setUp(self):
     super().setUp()
     self.enter_context(launch_testing.small_corpus(count=_DOCUMENTS))
-    self.workdir = self.create_tempdir().full_path
+    self.workdir = self.enter_context(tempfile.TemporaryDirectory())
 
   def test_perplexity_is_exp_of_total_nats_per_predicted_token(self):
     config = launch_testing.small_config()

@@ -87,12 +87,12 @@ class ReliabilityTest(parameterized.TestCase):
   def setUpClass(cls):
     super().setUpClass()
     cls.enterClassContext(launch_testing.small_corpus())
-    cls.full_dir = tempfile.mkdtemp(dir=absltest.get_default_test_tmpdir())
+    cls.full_dir = cls.enterClassContext(tempfile.TemporaryDirectory())
     cls.full_losses = trainer.train(_config(), cls.full_dir)
 
   def setUp(self):
     super().setUp()
-    self.workdir = self.create_tempdir().full_path
+    self.workdir = self.enter_context(tempfile.TemporaryDirectory())
 
   def _copy_of_full(self):
     """A copy of the full run (checkpoints 4 and 6) to change freely."""

@@ -53,11 +53,12 @@ class ResumeTest(absltest.TestCase):
     super().setUpClass()
     cls.enterClassContext(launch_testing.small_corpus())
     cls.config = launch_testing.small_config()
-    cls.full_dir = tempfile.mkdtemp(dir=absltest.get_default_test_tmpdir())
+    cls.full_dir = cls.enterClassContext(tempfile.TemporaryDirectory())
     cls.full_losses = trainer.train(cls.config, cls.full_dir)
 
   def test_sigterm_then_resume_reproduces_the_uninterrupted_run(self):
-    config, workdir = self.config, self.create_tempdir().full_path
+    config = self.config
+    workdir = self.enter_context(tempfile.TemporaryDirectory())
     add = metrics.Reporter.add
 
     def add_and_preempt(reporter, step, step_metrics):
@@ -89,7 +90,8 @@ class ResumeTest(absltest.TestCase):
   def test_shard_map_trains_the_same_losses_as_pmap(self):
     config = launch_testing.small_config()  # Dropout on: rows must keep
     config.parallelism = "shard_map"  # their device, as under pmap.
-    losses = trainer.train(config, self.create_tempdir().full_path)
+    losses = trainer.train(
+        config, self.enter_context(tempfile.TemporaryDirectory()))
     self.assertEqual(sorted(losses), sorted(self.full_losses))
     np.testing.assert_allclose(list(losses.values()),
                                list(self.full_losses.values()), rtol=1e-6)
@@ -97,12 +99,9 @@ class ResumeTest(absltest.TestCase):
 
 class BadInputTest(absltest.TestCase):
 
-  def setUp(self):
-    super().setUp()
-    self.enter_context(launch_testing.small_corpus())
-
   def test_batch_not_divisible_by_devices_is_refused(self):
-    workdir = self.create_tempdir().full_path
+    self.enter_context(launch_testing.small_corpus())
+    workdir = self.enter_context(tempfile.TemporaryDirectory())
     config = launch_testing.small_config()
     config.batch_size = 12
     with self.assertRaisesRegex(ValueError, "batch_size=12 .* multiple of 8"):
@@ -110,7 +109,8 @@ class BadInputTest(absltest.TestCase):
     self.assertEmpty(os.listdir(workdir))
 
   def test_shard_map_on_several_hosts_is_refused(self):
-    workdir = self.create_tempdir().full_path
+    self.enter_context(launch_testing.small_corpus())
+    workdir = self.enter_context(tempfile.TemporaryDirectory())
     config = launch_testing.small_config()
     config.parallelism, config.batch_size = "shard_map", 16
     with self.assertRaisesRegex(ValueError, "parallelism='shard_map' runs "
@@ -119,7 +119,7 @@ class BadInputTest(absltest.TestCase):
     self.assertEmpty(os.listdir(workdir))
 
   def test_missing_data_is_refused(self):
-    workdir = self.create_tempdir().full_path
+    workdir = self.enter_context(tempfile.TemporaryDirectory())
     config = launch_testing.small_config()
     config.data.corpus = "pg19"
     config.data.data_dir = os.path.join(workdir, "nowhere")

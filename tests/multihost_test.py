@@ -18,6 +18,7 @@ import pathlib
 import socket
 import subprocess
 import sys
+import tempfile
 
 from absl.testing import absltest
 import numpy as np
@@ -73,7 +74,7 @@ def _run(tmp_path, name, workdir, processes, *flags):
 class MultihostTest(absltest.TestCase):
 
   def test_two_processes_preempted_and_resumed_match_one(self):
-    tmp_path = pathlib.Path(self.create_tempdir().full_path)
+    tmp_path = pathlib.Path(self.enter_context(tempfile.TemporaryDirectory()))
     reference = _run(tmp_path, "reference", tmp_path / "one", 1,
                      "--devices=4", "--as_hosts=2")
     self.assertEqual(reference[0][0], 0)
