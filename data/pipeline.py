@@ -2,11 +2,12 @@
 
 Glossary of shapes:
 - R: batch rows of this host.  T: segment length.  W: window length.
-- D: local pmap devices; each gets R // D rows.
+- A: local devices (launch/__init__.py's letters); each gets R / A rows.
 
-Row r of a host always lands on device r // (R // D), and rows keep their
-document across steps (see `stream`), so each device keeps its documents and
-the memory that goes with them.
+Row r of a host always lands on device r // (R / A) (`rows_to_devices`,
+which places its memory too), and rows keep their document across steps
+(see `stream`), so each device keeps its documents and the memory that goes
+with them.
 """
 
 import functools
@@ -142,7 +143,7 @@ def open_corpus(corpus: str, split: str, *, data_dir: str | None,
 
 
 def rows_to_devices(rows: np.ndarray, devices: int) -> np.ndarray:
-  """[R, ...] -> [D, R // D, ...]: row r goes to device r // (R // D).
+  """[R, ...] -> [A, R / A, ...]: row r goes to device r // (R / A).
 
   The one rule that places a row on a device, for its batch
   (`shard_for_pmap`) and for its memory (launch/state.py), so a row's
@@ -157,7 +158,7 @@ def rows_to_devices(rows: np.ndarray, devices: int) -> np.ndarray:
 
 def shard_for_pmap(batch: dict[str, np.ndarray],
                    devices: int) -> dict[str, np.ndarray]:
-  """Every [R, ...] array to [D, R // D, ...] by `rows_to_devices`."""
+  """Every [R, ...] array to [A, R / A, ...] by `rows_to_devices`."""
   return {key: rows_to_devices(value, devices)
           for key, value in batch.items()}
 

@@ -15,8 +15,8 @@ function takes is in its signature:
   the rule that also places row r's batch, so a row's memory stays with it).
 - `GlobalState`: jax.Arrays over a one-axis mesh of this host's devices,
   for `jit` + `shard_map` (one host, so B = R): params, opt_state, rng and
-  step replicated; memory leaves [R, ...] split by rows into A blocks,
-  block a on device a: the pmap layout's placement, row for row.
+  step replicated; memory leaves [R, ...] whose rows are placed by the
+  same `pipeline.rows_to_devices` as the pmap layout's, row for row.
 
 A `Layout` bundles the moves of one device layout, so the training loop
 is the same for both: `pmap_layout` and `global_layout`.
@@ -44,7 +44,7 @@ class TrainingState(NamedTuple):
 
 HostState = TrainingState  # numpy; memory leaves [R, ...].
 PmapState = TrainingState  # Every leaf [A, ...]; memory [A, R/A, ...].
-GlobalState = TrainingState  # On the mesh; memory [B, ...] split by rows.
+GlobalState = TrainingState  # On the mesh; memory [R, ...] split by rows.
 
 
 class Layout(NamedTuple):
@@ -56,6 +56,7 @@ class Layout(NamedTuple):
 
 
 def pmap_layout(devices) -> Layout:
+  """The pmap layout on `devices`, this host's."""
   return Layout(
       put=lambda state: to_devices(state, devices),
       put_batch=lambda batch: pipeline.shard_for_pmap(batch, len(devices)),
@@ -63,14 +64,30 @@ def pmap_layout(devices) -> Layout:
 
 
 def global_layout(devices) -> Layout:
+  """The global layout on a mesh of `devices`, this host's (one host)."""
   mesh = jax.sharding.Mesh(np.asarray(devices), (AXIS,))
-  rows = jax.sharding.NamedSharding(mesh, jax.P(AXIS))
   same = jax.sharding.NamedSharding(mesh, jax.P())
+  split = lambda tree: jax.tree.map(
+      lambda x: _split_rows_global(x, mesh), tree)
   return Layout(
-      put=lambda state: jax.device_put(
-          state, TrainingState(same, same, rows, same, same)),
-      put_batch=lambda batch: jax.device_put(batch, rows),
-      get=jax.device_get, get_params=jax.device_get)
+      put=lambda state: TrainingState(
+          *jax.device_put((state.params, state.opt_state), same),
+          split(state.memory), *jax.device_put((state.rng, state.step),
+                                               same)),
+      put_batch=split, get=jax.device_get, get_params=jax.device_get)
+
+
+def _split_rows_global(x, mesh: jax.sharding.Mesh) -> jax.Array:
+  """Host [R, ...] -> one [R, ...] array, row r's piece on device r // (R/A).
+
+  The pieces come from `pipeline.rows_to_devices`, so both layouts put the
+  same rows on each device (tested with their batches).
+  """
+  devices = mesh.devices.tolist()
+  pieces = pipeline.rows_to_devices(np.asarray(x), len(devices))
+  return jax.make_array_from_single_device_arrays(
+      np.shape(x), jax.sharding.NamedSharding(mesh, jax.P(AXIS)),
+      [jax.device_put(piece, device) for piece, device in zip(pieces, devices)])
 
 
 def to_devices(state: HostState, devices) -> PmapState:
