@@ -147,7 +147,7 @@ class Bench:
   def __init__(self, cfg, batch: int, compile_only: bool):
     self.cfg = cfg
     opt = train_lib.OptimizerConfig(num_steps=1000, warmup_steps=10)
-    model = melodi_hk.build(cfg)
+    model = train_lib.build(cfg)  # The model `jit_update` builds.
     make_state = lambda: train_lib.init_state(
         model, train_lib.make_optimizer(opt), 0, batch)
     state = jax.eval_shape(make_state) if compile_only else make_state()

@@ -1,7 +1,7 @@
 """Orbax checkpoints of a training run: its state, data position and config.
 
-Glossary of shapes:
-- R: the batch rows of this host; memory leaves are [R, ...] on the host.
+Shape letters: see launch/__init__.py (R: this host's rows; memory leaves
+are [R, ...] in the host layout of launch/state.py).
 
 A workdir holds `config.json`, the run's config, and
 `checkpoints/<step>/` with two items: `state`, the host TrainingState
@@ -31,17 +31,17 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from launch import orbax_workarounds
-from launch import train_lib
+from launch import state as state_lib
 
 CONFIG_FILE = "config.json"
 # Config fields a resumed run may change, with a warning: the schedule
-# (length, rates, warm-up), cadences and eval-only settings. Nothing here
-# changes the shape of the state or which data a step reads; any other
-# change is refused.
+# (length, rates, warm-up), cadences, eval-only settings and the device
+# layout (checkpoints hold the host layout). Nothing here changes the shape
+# of the state or which data a step reads; any other change is refused.
 RESTART_FREE = ("num_steps", "optimizer.warmup_steps", "optimizer.max_lr",
                 "optimizer.min_lr", "log_every", "checkpoint_every",
                 "keep_checkpoints", "eval_batch_size", "data.eval_split",
-                "eval_every", "eval_batches")
+                "eval_every", "eval_batches", "parallelism")
 CORRUPT_SUFFIX = ".corrupt"
 
 
@@ -76,17 +76,17 @@ class Checkpointer:
   def all_steps(self) -> list[int]:
     return sorted(self._manager.all_steps())
 
-  def save(self, state: train_lib.TrainingState, stream_state: dict) -> None:
-    """Saves a host state (see train_lib.to_host) under its step."""
+  def save(self, state: state_lib.HostState, stream_state: dict) -> None:
+    """Saves a host state (see state.to_host) under its step."""
     with orbax_workarounds.numpy_written_by_every_host():
       self._manager.save(int(state.step), args=ocp.args.Composite(
           state=ocp.args.StandardSave(state._asdict()),
           data=ocp.args.JsonSave(stream_state)), force=True)
       self._manager.wait_until_finished()
 
-  def restore(self, target: train_lib.TrainingState, step: int | None = None
-              ) -> tuple[train_lib.TrainingState, dict]:
-    """The state and stream state of `step` like `target`.
+  def restore(self, target: state_lib.HostState, step: int | None = None
+              ) -> tuple[state_lib.HostState, dict]:
+    """The state and stream state of `step` like `target` (arrays or shapes).
 
     With `step=None`, the newest step that restores: corrupt newer ones are
     reported and (unless read-only) renamed `<step>.corrupt`. If no step
@@ -118,14 +118,14 @@ class Checkpointer:
       else:
         for bad_path, problem in failed:
           self._report_corrupt(bad_path, problem)
-        return train_lib.TrainingState(**restored.state), restored.data
+        return state_lib.TrainingState(**restored.state), restored.data
     # Nothing restores: more likely a systematic problem than corruption,
     # so nothing is renamed.
     raise ValueError(f"No checkpoint in {self.directory} could be restored: "
                      + "; ".join(f"{p}: {problem}" for p, problem in failed)
                      + ". Pass a --workdir whose checkpoints are intact.")
 
-  def _check_structure(self, step: int, target: train_lib.TrainingState):
+  def _check_structure(self, step: int, target: state_lib.HostState):
     """ValueError if the saved arrays are not `target`'s (another model)."""
     index = epath.Path(self.directory) / str(step) / "state" / "_METADATA"
     metadata = index.exists() and self._manager.item_metadata(step)["state"]

@@ -1,8 +1,7 @@
 r"""Scores a checkpoint over every document of a split.
 
-Glossary of shapes:
-- R: `config.eval_batch_size` rows streaming documents.  D: local devices.
-- T: `config.model.segment_length`.
+Shape letters (launch/__init__.py): R `config.eval_batch_size` rows
+streaming documents over A local devices; T `config.model.segment_length`.
 
 After the tiny training run of launch/train.py:
 

@@ -1,8 +1,7 @@
 """Scores a checkpoint over a split: perplexity, loss by position, recall.
 
-Glossary of shapes:
-- R: eval rows (`config.eval_batch_size`).  D: local devices.
-- T: segment length.  W: window length.
+Shape letters: see launch/__init__.py (R: eval rows, `config.eval_batch_size`
+on one host; A devices of this host; T segment; W window; V vocabulary).
 
 Rows stream documents as in training (data/stream.py), but unshuffled and
 once: every document is read from its start with its memory carried across
@@ -37,6 +36,7 @@ from data import pipeline
 from launch import checkpoints
 from launch import experiment
 from launch import scores as scores_lib
+from launch import state as state_lib
 from launch import train_lib
 
 MEMORY_MODES = ("carried", "reset_segment", "reset_long")
@@ -46,11 +46,11 @@ MEMORY_MODES = ("carried", "reset_segment", "reset_long")
 def pmap_token_step(model_cfg, memory_mode: str = "carried"):
   """(params, memory, batch) -> (memory, token nats, hits, mask) per device.
 
-  Token nats float32[R/D, T], hits and mask bool[R/D, T] (hit: the argmax
+  Token nats float32[R/A, T], hits and mask bool[R/A, T] (hit: the argmax
   is the target).
   """
   check_memory_mode(model_cfg, memory_mode)
-  model = melodi_hk.build(model_cfg)
+  model = train_lib.build(model_cfg)
 
   def step(params, memory, batch):
     tokens, sos = batch["tokens"], batch["start_of_sequence"]
@@ -58,14 +58,14 @@ def pmap_token_step(model_cfg, memory_mode: str = "carried"):
       sos = jnp.ones_like(sos)
     elif memory_mode == "reset_long":
       memory = memory._replace(long=jax.tree.map(jnp.zeros_like, memory.long))
-    logits, memory = model.apply(params, memory, tokens, sos)  # [R/D, T, V]
+    logits, memory = model.apply(params, memory, tokens, sos)  # [R/A, T, V]
     out = melodi_hk.lm_loss(logits, tokens, batch["loss_mask"])
     targets, mask = losses.targets_and_mask(tokens,
                                                       batch["loss_mask"])
-    hits = jnp.argmax(logits, -1) == targets % logits.shape[-1]  # [R/D, T]
+    hits = jnp.argmax(logits, -1) == targets % logits.shape[-1]  # [R/A, T]
     return memory, out.token_losses, hits & mask, mask
 
-  return jax.pmap(step, axis_name=train_lib.AXIS, donate_argnums=(1,))
+  return jax.pmap(step, axis_name=state_lib.AXIS, donate_argnums=(1,))
 
 
 def check_memory_mode(model_cfg, memory_mode: str) -> None:
@@ -103,14 +103,14 @@ def score_params(config, model_cfg, params, split: str,
     check_memory_mode(model_cfg, mode)
   devices = jax.local_devices()
   rows = experiment.host_rows(config.eval_batch_size, len(devices), 1)
-  params = train_lib.replicate(params, devices)
+  params = state_lib.replicate(params, devices)
   by_mode = {}
   for mode in memory_modes:
     stream = experiment.make_stream(config, split, rows=rows,
                                     devices=len(devices), training=False)
     by_mode[mode] = _score(
         pmap_token_step(model_cfg, mode), params,
-        melodi_hk.build(model_cfg).init_memory(rows), stream, devices,
+        train_lib.build(model_cfg).init_memory(rows), stream, devices,
         scores_lib.Scores(rows, model_cfg.window_length,
                           _mentions(config, split)), max_batches)
   first = by_mode[memory_modes[0]]
@@ -141,15 +141,13 @@ def _mentions(config, split):
 def restore_params(config: ml_collections.ConfigDict, model_cfg, workdir: str,
                    step: int | None) -> tuple[Any, int]:
   """The params (numpy) of checkpoint `step` (None: latest) and its step."""
-  model = melodi_hk.build(model_cfg)
   optimizer = train_lib.make_optimizer(experiment.optimizer_config(config))
   # After a multi-host run every host saved the same params with its own
   # rows' memory (checkpoints/host_<i>/); host 0's params are read here.
   hosts = checkpoints.saved_hosts(workdir)
-  shapes = jax.eval_shape(functools.partial(
-      train_lib.init_state, model, optimizer, config.seed,
-      config.batch_size // hosts))
-  target = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes)
+  target = jax.eval_shape(functools.partial(  # Orbax restores into numpy.
+      train_lib.init_state, train_lib.build(model_cfg), optimizer,
+      config.seed, config.batch_size // hosts))
   ckpt = checkpoints.Checkpointer(workdir, keep=config.keep_checkpoints,
                                   read_only=True, process_count=hosts)
   try:
@@ -162,7 +160,7 @@ def restore_params(config: ml_collections.ConfigDict, model_cfg, workdir: str,
 def _score(eval_step, params, memory, stream, devices,
            scores: scores_lib.Scores, max_batches: int | None):
   """Feeds every batch's per-token results (one transfer each) to `scores`."""
-  memory = train_lib.split_rows(memory, devices)
+  memory = state_lib.split_rows(memory, devices)
   batches_done = 0
   with pipeline.Prefetcher(stream) as batches:
     for batch, _ in batches:
@@ -192,12 +190,6 @@ def scalars(result: dict[str, Any], prefix: str) -> dict[str, float]:
   return out
 
 
-def first_replica(tree):
-  """Host numpy copy of one replica of pmapped (replicated) arrays."""
-  return jax.tree.map(lambda x: np.asarray(x.addressable_shards[0].data)[0],
-                      tree)
-
-
 class HeldOut:
   """Held-out loss on a fixed slice (the first `config.eval_batches`
   batches of `config.data.eval_split`), for calls during training."""
@@ -209,10 +201,10 @@ class HeldOut:
     self._path = os.path.join(workdir, "eval_log.jsonl")
     self._reporter = reporter  # A metrics.Reporter, or None.
 
-  def __call__(self, step: int, pmapped_params) -> dict[str, Any]:
+  def __call__(self, step: int, params) -> dict[str, Any]:
+    """Scores host (numpy) `params`; appends and returns the line."""
     start = time.perf_counter()
-    result = score_params(self._config, self._model_cfg,
-                          first_replica(pmapped_params),
+    result = score_params(self._config, self._model_cfg, params,
                           self._config.data.eval_split,
                           max_batches=self._config.eval_batches)
     line = dict(step=step, nats_per_token=result["nats_per_token"],

@@ -1,9 +1,8 @@
 """From a run's ConfigDict to what it needs: model config, optimiser, data.
 
-Glossary of shapes:
-- B: global batch rows (`config.batch_size`).  H: hosts (processes).
-- D: local devices of one host.  R = B / H rows read by one host.
-- T: segment length.
+Shape letters (launch/__init__.py): B global batch rows
+(`config.batch_size`), N hosts, A devices of one host, R = B / N rows read
+by one host, T segment length.
 
 Every launch config (see `launch/configs/`) has the same top-level fields:
 `model_name` picks the model family, `model` holds the fields of its
@@ -28,6 +27,9 @@ MODEL_CLASSES = {"melodi": melodi_hk.MelodiConfig,
                  "transformer_xl": melodi_hk.TransformerXLConfig,
                  "memorizing": melodi_hk.MemorizingConfig}
 
+
+# `config.parallelism`: how the update runs over the devices (launch/state.py).
+PARALLELISM = ("pmap", "shard_map")
 
 # Run-level fields that must be at least 1, with what each one counts.
 _POSITIVE = {"num_steps": ("updates in the run", 2000),
@@ -58,6 +60,10 @@ def check_config(config: ml_collections.ConfigDict) -> None:
         "held-out eval during training) and, when > 0, config.eval_batches="
         f"{config.get('eval_batches')!r} must be >= 1; set e.g. "
         "--config.eval_every=500 --config.eval_batches=4.")
+  parallelism = config.get("parallelism", "pmap")
+  if parallelism not in PARALLELISM:
+    raise ValueError(f"config.parallelism={parallelism!r} is not one of "
+                     f"{PARALLELISM}; set e.g. --config.parallelism=pmap.")
   model_config(config)
   optimizer_config(config)
 
@@ -101,7 +107,7 @@ def optimizer_config(config: ml_collections.ConfigDict
 
 
 def host_rows(batch_size: int, local_devices: int, processes: int) -> int:
-  """R: the rows this host reads; each of its D devices gets R / D of them."""
+  """R: the rows this host reads; each of its A devices gets R/A of them."""
   devices = local_devices * processes
   if batch_size % devices:
     raise ValueError(

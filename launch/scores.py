@@ -1,9 +1,8 @@
 """Per-token evaluation sums: loss by position, and recalled vs stated values.
 
-Glossary of shapes:
-- R: eval rows.  T: segment length.  W: window length.
-- P: a target's position in its document (token index, 1-based: position 0
-  is never predicted).  K: characters of one value.
+Shape letters (launch/__init__.py): R eval rows, T segment length, W window
+length, P a target's position in its document (token index, 1-based:
+position 0 is never predicted), X characters of one value.
 
 `Scores.add` takes one batch's per-token losses and hits ([R, T], already
 masked) with the stream's `start_of_sequence` and `doc_index`, and tracks
@@ -13,7 +12,7 @@ where each row is in its document, so every predicted token lands in:
   first window to the document end);
 - for documents that know their values (data/synthetic.py `mentions`), the
   "first" or "recall" value class, and its mention, so a recall counts as an
-  exact match when all its K characters were predicted right. Mentions with
+  exact match when all its X characters were predicted right. Mentions with
   a character at a segment start (never predicted, see melodi_hk.losses) are
   left out of the exact-match counts and counted as `unscored`.
 

@@ -1,8 +1,8 @@
 r"""Trains a long-context LM (MELODI or a baseline) from a config file.
 
-Glossary of shapes:
-- B: `config.batch_size` global rows.  D: local devices (pmap).
-- T: `config.model.segment_length` tokens per row and step.
+Shape letters (launch/__init__.py): B `config.batch_size` global rows, split
+over the A local devices of each host; T `config.model.segment_length`
+tokens per row and step.
 
 Tiny MELODI on the offline synthetic corpus, on CPU, in a few minutes:
 

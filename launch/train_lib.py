@@ -1,42 +1,32 @@
-"""Training state, Adafactor with the paper's schedule, and the update step.
+"""The training step: Adafactor with the paper's schedule, state, update.
 
-Glossary of shapes:
-- B: global batch rows.  P: data-parallel devices.  R = B / P rows per device.
-- T: segment length.  V: vocabulary.
+Shape letters: see launch/__init__.py (B global rows, R = B / N rows of
+this host, A devices of this host, T segment, V vocabulary); the state's
+layouts (host, pmap, global) are in launch/state.py.
 
 `update` is one plain per-device function of (state, batch) that takes the
 name of the device axis: `pmap_update` runs it under `jax.pmap`,
 `shard_map_update` under `jax.jit` + `shard_map`, and `axis_name=None` makes
 it the single-device step. Gradients of each device's summed loss
 (melodi_hk/README.md §11) are averaged over the device axis, as meliad.
-That gradient is 1/P of the
-single-device gradient of the whole batch, and Adafactor divides by the
-root of the gradient's second moment, so both take the same step up to
-float rounding (tested).
+That gradient is 1/A of the single-device gradient of the whole batch, and
+Adafactor divides by the root of the gradient's second moment, so both take
+the same step up to float rounding (tested).
 """
 
 import dataclasses
 import functools
-from typing import Any, Callable, NamedTuple
+from typing import Callable
 
-import haiku as hk
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 import melodi_hk
 
-AXIS = "devices"  # Name of the data-parallel axis under pmap and shard_map.
+from launch import state as state_lib
+
 BATCH_KEYS = ("tokens", "start_of_sequence", "loss_mask")  # Read by `update`.
-
-
-class TrainingState(NamedTuple):
-  params: hk.Params  # float32 weights; the same on every device.
-  opt_state: optax.OptState  # Adafactor moments; the same on every device.
-  memory: Any  # The model memory of this device's R rows; leaves [R, ...].
-  rng: jax.Array  # Base key, never advanced: step k folds in k.
-  step: jax.Array  # int32[] updates applied so far.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,25 +82,35 @@ def make_optimizer(opt: OptimizerConfig) -> optax.GradientTransformation:
       multiply_by_parameter_scale=True, weight_decay_rate=None)
 
 
+@functools.cache  # One model per config in a process, shared by every step.
+def build(model_cfg) -> melodi_hk.Model:
+  """The model's pure functions (`melodi_hk.build`), built once per config."""
+  return melodi_hk.build(model_cfg)
+
+
 def init_state(model: melodi_hk.Model, optimizer: optax.GradientTransformation,
-               seed: int, rows: int) -> TrainingState:
-  """A fresh state with zero memory for `rows` rows (meliad's key split)."""
+               seed: int, rows: int) -> state_lib.TrainingState:
+  """A fresh state with zero memory for `rows` rows (meliad's key split).
+
+  On the default device; `jax.device_get` makes it a `state.HostState`.
+  """
   rng, init_rng = jax.random.split(jax.random.PRNGKey(seed))
   params = jax.jit(model.init)(init_rng)
-  return TrainingState(params, optimizer.init(params), model.init_memory(rows),
-                       rng, jnp.zeros([], jnp.int32))
+  return state_lib.TrainingState(params, optimizer.init(params),
+                                 model.init_memory(rows), rng,
+                                 jnp.zeros([], jnp.int32))
 
 
-def update(state: TrainingState, batch: dict[str, jax.Array], *,
+def update(state: state_lib.TrainingState, batch: dict[str, jax.Array], *,
            model: melodi_hk.Model, optimizer: optax.GradientTransformation,
            schedule: Callable, axis_name: str | None = None,
            loss: Callable | None = None):
   """One training step on this device's rows.
 
   Args:
-    state: this device's TrainingState (memory leaves [R, ...]).
-    batch: tokens int32[R, T], start_of_sequence bool[R], loss_mask
-      bool[R, T]; rows with start_of_sequence get fresh memory.
+    state: this device's TrainingState (memory leaves [R/A, ...]).
+    batch: tokens int32[R/A, T], start_of_sequence bool[R/A], loss_mask
+      bool[R/A, T]; rows with start_of_sequence get fresh memory.
     model: the model's pure functions.
     optimizer: from `make_optimizer`.
     schedule: step -> learning rate, only reported.
@@ -144,22 +144,23 @@ def update(state: TrainingState, batch: dict[str, jax.Array], *,
   params = optax.apply_updates(state.params, updates)
   metrics = {"loss": loss, "num_tokens": num_tokens,
              "learning_rate": schedule(state.step)}
-  return TrainingState(params, opt_state, memory, state.rng,
-                       state.step + 1), metrics
+  return state_lib.TrainingState(params, opt_state, memory, state.rng,
+                                 state.step + 1), metrics
 
 
 def _update_fn(model_cfg, opt: OptimizerConfig, axis_name: str | None):
   return functools.partial(
-      update, model=melodi_hk.build(model_cfg),
+      update, model=build(model_cfg),
       loss=melodi_hk.build_loss(model_cfg), optimizer=make_optimizer(opt),
       schedule=functools.partial(learning_rate, opt=opt), axis_name=axis_name)
 
 
 @functools.cache  # One compilation per (model, optimiser) in a process.
 def pmap_update(model_cfg, opt: OptimizerConfig) -> Callable:
-  """`update` over all local devices; state and batch lead with [P, ...]."""
-  return jax.pmap(_update_fn(model_cfg, opt, AXIS), axis_name=AXIS,
-                  donate_argnums=(0,))
+  """`update` over all local devices on a `state.PmapState` and [A, R/A, ...]
+  batches."""
+  return jax.pmap(_update_fn(model_cfg, opt, state_lib.AXIS),
+                  axis_name=state_lib.AXIS, donate_argnums=(0,))
 
 
 @functools.cache
@@ -168,58 +169,16 @@ def jit_update(model_cfg, opt: OptimizerConfig) -> Callable:
   return jax.jit(_update_fn(model_cfg, opt, None), donate_argnums=(0,))
 
 
+@functools.cache
 def shard_map_update(model_cfg, opt: OptimizerConfig,
                      mesh: jax.sharding.Mesh) -> Callable:
-  """`update` under jit + shard_map on `mesh` (one axis named AXIS).
+  """`update` under jit + shard_map on `mesh` (one axis named state.AXIS).
 
-  The state is global: params replicated, memory leaves [B, ...] split by
-  rows; the batch is split by rows as well.
+  On a `state.GlobalState` (memory leaves split by rows) and batches split
+  by rows the same way.
   """
-  rows, same = jax.P(AXIS), jax.P()
-  state_spec = TrainingState(same, same, rows, same, same)
-  fn = jax.shard_map(_update_fn(model_cfg, opt, AXIS), mesh=mesh,
+  rows, same = jax.P(state_lib.AXIS), jax.P()
+  state_spec = state_lib.TrainingState(same, same, rows, same, same)
+  fn = jax.shard_map(_update_fn(model_cfg, opt, state_lib.AXIS), mesh=mesh,
                      in_specs=(state_spec, rows), out_specs=(state_spec, same))
   return jax.jit(fn, donate_argnums=(0,))
-
-
-def to_devices(state: TrainingState, devices) -> TrainingState:
-  """Host state (memory [B, ...]) -> pmap state (every leaf [P, ...])."""
-  return TrainingState(
-      replicate(state.params, devices), replicate(state.opt_state, devices),
-      split_rows(state.memory, devices), replicate(state.rng, devices),
-      replicate(state.step, devices))
-
-
-def replicate(tree, devices):
-  """Host arrays -> [P, ...] arrays holding one copy per device."""
-  stack = lambda x: np.broadcast_to(x, (len(devices),) + np.shape(x))
-  return jax.device_put(jax.tree.map(stack, tree), _pmap_sharding(devices))
-
-
-def split_rows(tree, devices):
-  """Host [B, ...] arrays -> [P, B/P, ...]; row r goes to device r // (B/P)."""
-  split = lambda x: np.reshape(x, (len(devices), -1) + np.shape(x)[1:])
-  return jax.device_put(jax.tree.map(split, tree), _pmap_sharding(devices))
-
-
-def _pmap_sharding(devices) -> jax.sharding.Sharding:
-  mesh = jax.sharding.Mesh(np.asarray(devices), (AXIS,))
-  return jax.sharding.NamedSharding(mesh, jax.P(AXIS))
-
-
-def to_host(state: TrainingState) -> TrainingState:
-  """pmap state -> numpy host state: device 0's copy, memory [B, ...]."""
-  first = lambda x: np.asarray(_local_shards(x)[0])[0]
-  rows = lambda m: np.concatenate(
-      [np.asarray(shard)[0] for shard in _local_shards(m)])
-  return TrainingState(jax.tree.map(first, state.params),
-                       jax.tree.map(first, state.opt_state),
-                       jax.tree.map(rows, state.memory), first(state.rng),
-                       first(state.step))
-
-
-def _local_shards(x: jax.Array) -> list[jax.Array]:
-  """This host's [1, ...] pieces of a [P, ...] pmap array, in device order."""
-  # Read shards directly: indexing `x[0]` would compile a gather per shape.
-  shards = sorted(x.addressable_shards, key=lambda s: s.index[0].start or 0)
-  return [shard.data for shard in shards]

@@ -1,14 +1,14 @@
 """The training loop: resume, update on every device, report, checkpoint, stop.
 
-Glossary of shapes:
-- B: global batch rows.  R: this host's rows.  D: local devices.
-- T: segment length.
+Shape letters: see launch/__init__.py (B global rows, N hosts, R = B / N
+rows of this host, A devices of this host, T segment).
 
 `train(config, workdir)` continues from the workdir's latest checkpoint
 (state, every row's memory and the data stream's position) or starts
-afresh, runs `config.num_steps` pmapped updates in all, and checkpoints
-every `config.checkpoint_every` steps, at the end, and when SIGTERM asks it
-to stop: the step is saved completely, then `Preempted` is raised, which
+afresh, runs `config.num_steps` updates in all (under pmap, or jit +
+shard_map: `config.parallelism`), and checkpoints every
+`config.checkpoint_every` steps, at the end, and when SIGTERM asks it to
+stop: the step is saved completely, then `Preempted` is raised, which
 launch/train.py turns into exit status EXIT_PREEMPTED. With several hosts
 the stop is agreed every step (one tiny all-gather), so all hosts save the
 same step. Because the checkpoint holds everything a step depends on (the
@@ -21,6 +21,7 @@ import functools
 import os
 import signal
 import threading
+from typing import Callable
 
 from absl import logging
 import jax
@@ -34,6 +35,7 @@ from launch import checkpoints
 from launch import eval_lib
 from launch import experiment
 from launch import metrics
+from launch import state as state_lib
 from launch import train_lib
 
 
@@ -66,6 +68,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
   devices = jax.local_devices()
   rows = experiment.host_rows(config.batch_size, len(devices), process_count)
   experiment.check_vocabulary(config)
+  update, layout = _step(config, model_cfg, opt, devices, process_count)
   stream = experiment.make_stream(
       config, "train", rows=rows, devices=len(devices), training=True,
       process_index=process_index, process_count=process_count)
@@ -73,8 +76,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
                                   process_index=process_index,
                                   process_count=process_count)
   checkpoints.check_config(workdir, config, ckpt.latest_step() is not None)
-  state = _initial_state(model_cfg, opt, config.seed, rows, ckpt, stream,
-                         process_count)
+  state = _initial_state(train_lib.build(model_cfg), opt, config.seed, rows,
+                         ckpt, stream, process_count)
   checkpoints.store_config(workdir, config)  # Only once the state restored.
   logdir = os.path.join(workdir, "tensorboard") if process_index == 0 else None
   reporter = metrics.Reporter(
@@ -84,8 +87,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
               if config.get("eval_every") and process_index == 0 else None)
   with _stop_on_sigterm() as stop, pipeline.Prefetcher(stream) as batches:
     try:
-      return _loop(train_lib.pmap_update(model_cfg, opt),
-                   train_lib.to_devices(state, devices), int(state.step),
+      return _loop(update, layout, layout.put(state), int(state.step),
                    batches, reporter, ckpt, config,
                    functools.partial(_agreed_stop, stop, process_count),
                    held_out)
@@ -94,18 +96,32 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
       ckpt.close()
 
 
-def _initial_state(model_cfg, opt: train_lib.OptimizerConfig, seed: int,
-                   rows: int, ckpt: checkpoints.Checkpointer, stream,
-                   process_count: int) -> train_lib.TrainingState:
+def _step(config, model_cfg, opt: train_lib.OptimizerConfig, devices,
+          process_count: int) -> tuple[Callable, state_lib.Layout]:
+  """The update of `config.parallelism` and the state layout it runs on."""
+  if config.get("parallelism", "pmap") == "pmap":
+    return (train_lib.pmap_update(model_cfg, opt),
+            state_lib.pmap_layout(devices))
+  if process_count > 1:
+    raise ValueError("config.parallelism='shard_map' runs on one host so "
+                     f"far, not {process_count}; use --config.parallelism="
+                     "pmap for multi-host runs.")
+  mesh = jax.sharding.Mesh(np.asarray(devices), (state_lib.AXIS,))
+  return (train_lib.shard_map_update(model_cfg, opt, mesh),
+          state_lib.global_layout(devices))
+
+
+def _initial_state(model: melodi_hk.Model, opt: train_lib.OptimizerConfig,
+                   seed: int, rows: int, ckpt: checkpoints.Checkpointer, stream,
+                   process_count: int) -> state_lib.HostState:
   """The latest checkpoint's host state (moving `stream` on), or a fresh one."""
-  init = functools.partial(train_lib.init_state, melodi_hk.build(model_cfg),
+  init = functools.partial(train_lib.init_state, model,
                            train_lib.make_optimizer(opt), seed, rows)
   if ckpt.latest_step() is None:
     return jax.device_get(init())
-  # Restore into zeros of the right shapes: nothing compiles before the
-  # checkpoint's arrays are checked against this config.
-  target = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype),
-                        jax.eval_shape(init))
+  # Shapes only: orbax restores into numpy, and nothing is computed before
+  # the checkpoint's arrays are checked against this config.
+  target = jax.eval_shape(init)
   state, stream_state = ckpt.restore(target)
   if process_count > 1:  # Hosts must resume together from the same step.
     steps = multihost_utils.process_allgather(np.int32(state.step))
@@ -117,24 +133,24 @@ def _initial_state(model_cfg, opt: train_lib.OptimizerConfig, seed: int,
   return state
 
 
-def _loop(update, state, step: int, batches, reporter: metrics.Reporter,
-          ckpt: checkpoints.Checkpointer, config: ml_collections.ConfigDict,
-          should_stop, held_out=None) -> dict[int, float]:
+def _loop(update, layout: state_lib.Layout, state, step: int, batches,
+          reporter: metrics.Reporter, ckpt: checkpoints.Checkpointer,
+          config: ml_collections.ConfigDict, should_stop,
+          held_out=None) -> dict[int, float]:
   """Runs updates until num_steps; returns {step: summed loss}.
 
-  `held_out(step, params)`, if given, scores the eval slice every
-  `config.eval_every` steps.
+  `state` is in `layout`; `held_out(step, host params)`, if given, scores
+  the eval slice every `config.eval_every` steps.
 
   Raises:
     Preempted: once `should_stop()` was True and that step was saved.
   """
-  losses, devices = {}, len(jax.local_devices())
+  losses = {}
   while step < config.num_steps:
     batch, stream_state = next(batches)
     experiment.check_batch(batch, config.model.vocab_size)
-    batch = pipeline.shard_for_pmap(
-        {key: batch[key] for key in train_lib.BATCH_KEYS}, devices)
-    state, step_metrics = update(state, batch)
+    state, step_metrics = update(state, layout.put_batch(
+        {key: batch[key] for key in train_lib.BATCH_KEYS}))
     step += 1
     reporter.add(step, step_metrics)
     # Read once: a SIGTERM during the flush or save below is acted on at
@@ -145,13 +161,13 @@ def _loop(update, state, step: int, batches, reporter: metrics.Reporter,
     if save or step % config.log_every == 0:
       losses.update(reporter.flush())  # Raises on NaN before any save.
     if save:
-      ckpt.save(train_lib.to_host(state), stream_state)
+      ckpt.save(layout.get(state), stream_state)
     if stopping and step < config.num_steps:  # Else the run is done.
       preempted = Preempted(step, ckpt.directory, losses)
       logging.warning("%s", preempted)
       raise preempted
     if held_out and step % config.eval_every == 0:
-      held_out(step, state.params)
+      held_out(step, layout.get_params(state.params))
   return losses
 
 

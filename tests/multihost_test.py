@@ -1,8 +1,8 @@
 """Two real processes train, get preempted, resume and match one process.
 
-Glossary of shapes:
-- B = 8 global rows.  P = 2 processes x D = 2 CPU devices each.
-- T = 32 tokens; the small run of tests/launch_testing.py, dropout 0.
+Shape letters (launch/__init__.py): B = 8 global rows over N = 2 hosts
+(processes) x A = 2 CPU devices each; T = 32 tokens; the small run of
+tests/launch_testing.py, dropout 0.
 
 Each process is tests/multihost_worker.py in a `jax.distributed` job on a
 localhost coordinator with gloo collectives, the path a TPU pod slice
@@ -14,11 +14,14 @@ reads the same global batch; eval must read the result.
 
 import json
 import os
+import pathlib
 import socket
 import subprocess
 import sys
+import tempfile
 
-import pytest
+from absl.testing import absltest
+import numpy as np
 
 from launch import checkpoints
 from launch import eval_lib
@@ -62,38 +65,53 @@ def _run(tmp_path, name, workdir, processes, *flags):
   for index, (code, losses) in enumerate(results):
     if losses is None:
       log = (tmp_path / f"{name}_{index}.log").read_text()
-      pytest.fail(f"{name} process {index} exited {code}:\n{log[-3000:]}")
+      raise AssertionError(
+          f"{name} process {index} exited {code}:\n{log[-3000:]}")
   return [(code, {int(k): v for k, v in losses.items()})
           for code, losses in results]
 
 
-def test_two_processes_preempted_and_resumed_match_one(tmp_path,
-                                                       monkeypatch):
-  reference = _run(tmp_path, "reference", tmp_path / "one", 1,
-                   "--devices=4", "--as_hosts=2")
-  assert reference[0][0] == 0
-  expected = reference[0][1]
-  assert sorted(expected) == [1, 2, 3, 4, 5, 6]
+class MultihostTest(absltest.TestCase):
 
-  workdir = tmp_path / "two"
-  first = _run(tmp_path, "first", workdir, 2, "--devices=2",
-               "--sigterm_at=3")
-  assert [code for code, _ in first] == [trainer.EXIT_PREEMPTED] * 2
-  for host in range(2):
-    ckpt = checkpoints.Checkpointer(str(workdir), read_only=True,
-                                    process_index=host, process_count=2)
-    assert ckpt.all_steps() == [2, 3]  # Both hosts saved the agreed step.
-    ckpt.close()
-  second = _run(tmp_path, "second", workdir, 2, "--devices=2")
-  assert [code for code, _ in second] == [0, 0]
-  for (_, before), (_, after) in zip(first, second):
-    assert sorted(before) == [1, 2, 3] and sorted(after) == [4, 5, 6]
-    assert {**before, **after} == pytest.approx(expected, rel=1e-5)
+  def test_two_processes_preempted_and_resumed_match_one(self):
+    tmp_path = pathlib.Path(self.enter_context(tempfile.TemporaryDirectory()))
+    reference = _run(tmp_path, "reference", tmp_path / "one", 1,
+                     "--devices=4", "--as_hosts=2")
+    self.assertEqual(reference[0][0], 0)
+    expected = reference[0][1]
+    self.assertEqual(sorted(expected), [1, 2, 3, 4, 5, 6])
 
-  launch_testing.use_small_corpus(monkeypatch)
-  config = launch_testing.small_config(dropout=0.0)
-  result = eval_lib.evaluate(config, str(workdir), "validation")
-  alone = eval_lib.evaluate(config, str(tmp_path / "one"), "validation")
-  assert result["step"] == alone["step"] == 6
-  assert result["predicted_tokens"] == alone["predicted_tokens"]
-  assert result["total_nats"] == pytest.approx(alone["total_nats"], rel=1e-5)
+    workdir = tmp_path / "two"
+    first = _run(tmp_path, "first", workdir, 2, "--devices=2",
+                 "--sigterm_at=3")
+    self.assertEqual([code for code, _ in first],
+                     [trainer.EXIT_PREEMPTED] * 2)
+    for host in range(2):
+      ckpt = checkpoints.Checkpointer(str(workdir), read_only=True,
+                                      process_index=host, process_count=2)
+      self.assertEqual(ckpt.all_steps(), [2, 3])  # Both saved the agreed one.
+      ckpt.close()
+    second = _run(tmp_path, "second", workdir, 2, "--devices=2")
+    self.assertEqual([code for code, _ in second], [0, 0])
+    for (_, before), (_, after) in zip(first, second):
+      self.assertEqual(sorted(before), [1, 2, 3])
+      self.assertEqual(sorted(after), [4, 5, 6])
+      merged = {**before, **after}
+      self.assertEqual(sorted(merged), sorted(expected))
+      np.testing.assert_allclose([merged[k] for k in sorted(expected)],
+                                 [expected[k] for k in sorted(expected)],
+                                 rtol=1e-5)
+
+    self.enter_context(launch_testing.small_corpus())
+    config = launch_testing.small_config(dropout=0.0)
+    result = eval_lib.evaluate(config, str(workdir), "validation")
+    alone = eval_lib.evaluate(config, str(tmp_path / "one"), "validation")
+    self.assertEqual(result["step"], 6)
+    self.assertEqual(alone["step"], 6)
+    self.assertEqual(result["predicted_tokens"], alone["predicted_tokens"])
+    np.testing.assert_allclose(result["total_nats"], alone["total_nats"],
+                               rtol=1e-5)
+
+
+if __name__ == "__main__":
+  absltest.main()

@@ -1,8 +1,7 @@
 """One process of tests/multihost_test.py: trains the small test run.
 
-Glossary of shapes:
-- B = 8 global rows.  P: processes.  D: CPU devices per process.
-- R = B / P rows per process.  T = 32 tokens.
+Shape letters (launch/__init__.py): B = 8 global rows, N processes (hosts),
+A CPU devices per process, R = B / N rows per process, T = 32 tokens.
 
   python -m tests.multihost_worker --process_id=0 --num_processes=2 \
       --devices=2 --port=12345 --workdir=/tmp/run --output=/tmp/0.json

@@ -37,6 +37,7 @@ def base_config() -> ml_collections.ConfigDict:
       warmup_steps=1000, max_lr=0.01, min_lr=0.001, decay_rate=0.8,
       momentum=0.9))
   config.seed = 0  # Parameters, dropout and the shuffled document order.
+  config.parallelism = "pmap"  # pmap | shard_map (jit+shard_map; one host).
   config.log_every = 100  # Console line and TensorBoard scalars.
   config.checkpoint_every = 1000  # Also at the end and on SIGTERM.
   config.keep_checkpoints = 3  # Older checkpoints are deleted.
