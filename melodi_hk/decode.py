@@ -63,7 +63,6 @@ class Decoder(NamedTuple):
 
 
 def _melodi(cfg):
-  # pylint: disable=protected-access  (the stack's own embedding table)
   def template():
     stack = model_lib.MelodiStack(cfg)
 
@@ -78,7 +77,7 @@ def _melodi(cfg):
 
     def token(memory, layers, long, tokens, position):
       del memory  # Everything needed is projected in `layers` and `long`.
-      x = stack._embedding()[tokens % cfg.vocab_size][:, None]  # [B, 1, E]
+      x = stack.embed(tokens[:, None])  # [B, 1, E]
       new = []
       for l, layer in enumerate(stack.layers):
         cache = (long[cfg.long_term_layers.index(l)] if layer.long_term
@@ -86,11 +85,7 @@ def _melodi(cfg):
         x, kv = decode_layers.melodi_layer(
             layer, x, layers[l], cache, cfg.short_term_memory_size + position)
         new.append(kv)
-      ys = stack.final_norm(x)  # [B, 1, E]; as MelodiStack.__call__'s head.
-      logits = jnp.einsum("bwe,ve->bwv", ys,
-                          stack._embedding().astype(ys.dtype),
-                          preferred_element_type=jnp.float32)
-      return logits[:, 0] / jnp.sqrt(float(cfg.embed_dim)), tuple(new)
+      return stack.head(x, False)[:, 0], tuple(new)
 
     return begin, (begin, token)
   return hk.multi_transform(template), memory_lib.reset
