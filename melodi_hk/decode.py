@@ -32,6 +32,7 @@ import numpy as np
 
 from melodi_hk import config as config_lib
 from melodi_hk import decode_layers
+from melodi_hk import losses
 from melodi_hk import memorizing
 from melodi_hk import memory as memory_lib
 from melodi_hk import model as model_lib
@@ -288,13 +289,8 @@ def check_tokens(tokens, vocab_size: int, rank: int = 2) -> np.ndarray:
                      f"{list(tokens.shape)}.")
   if tokens.shape[-1] == 0:
     raise ValueError("the prompt is empty; give at least one token.")
-  bad = np.argwhere((tokens < 0) | (tokens >= vocab_size))
-  if bad.size:
-    where = tuple(int(i) for i in bad[0])
-    raise ValueError(
-        f"token {int(tokens[where])} at index {where} is outside the "
-        f"vocabulary [0, {vocab_size}); check that the tokenizer matches "
-        "the model's vocab_size.")
+  losses.check_ids(tokens, vocab_size, fix="Check that the tokenizer "
+                   "matches the model's vocab_size.")
   return tokens.astype(np.int32)
 
 
