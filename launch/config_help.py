@@ -24,8 +24,10 @@ from launch.configs import common
 # `name=value,  # comment`, `config.name = value  # comment` or the
 # dataclass form `name: type = value  # comment`.
 _COMMENTED = re.compile(r"^\s*(?:config\.)?(\w+)\s*[:=][^#]*#\s*(.*)$")
+# The model dataclasses and the bases holding their shared fields.
 _MODEL_CLASSES = (melodi_hk.MelodiConfig, melodi_hk.TransformerXLConfig,
-                  melodi_hk.MemorizingConfig)
+                  melodi_hk.MemorizingConfig, melodi_hk.config.ModelConfig,
+                  melodi_hk.config.BaselineConfig)
 
 
 def comments(*sources) -> dict[str, str]:

@@ -75,15 +75,11 @@ def check_batch(batch: dict, vocab_size: int) -> None:
   it catches a data set prepared with another tokenizer before the model
   silently takes the ids modulo vocab_size.
   """
-  tokens = batch["tokens"]
-  low, high = int(tokens.min()), int(tokens.max())
-  if low < 0 or high >= vocab_size:
-    bad = high if high >= vocab_size else low
-    raise ValueError(
-        f"The data holds token id {bad}, outside [0, {vocab_size}) for "
-        f"config.model.vocab_size={vocab_size}; the data was tokenized with "
-        "another vocabulary. Check --config.data.tokenizer/vocab_path, or "
-        "set --config.model.vocab_size larger.")
+  melodi_hk.losses.check_ids(
+      batch["tokens"], vocab_size, "The data's token",
+      "config.model.vocab_size", "The data was tokenized with another "
+      "vocabulary: check --config.data.tokenizer/vocab_path, or set "
+      "--config.model.vocab_size larger.")
 
 
 def model_config(config: ml_collections.ConfigDict):

@@ -1,4 +1,4 @@
-"""MELODI hyper-parameters: one frozen, validated dataclass.
+"""Model hyper-parameters: frozen, validated dataclasses, one per model type.
 
 Glossary of shapes:
 - B: batch.  T: segment length.  W: window length.  N = T / W windows.
@@ -7,11 +7,15 @@ Glossary of shapes:
 - E: width.  H: heads.  D: head dim.  F: MLP hidden dim.  V: vocabulary.
 - C: key/value slots of the Memorizing Transformer's memory.
 
-The two baselines (melodi_hk/README.md §12) share MELODI's field names
-where they mean the same thing: `TransformerXLConfig` and `MemorizingConfig`.
+`ModelConfig` holds the fields every model type has, with one meaning,
+and their checks; `MelodiConfig` and the two baselines (melodi_hk/README.md
+§12), `TransformerXLConfig` and `MemorizingConfig` (through
+`BaselineConfig`), add their own. Each field's trailing comment is its
+documentation (`launch.train --help` prints it).
 """
 
 import dataclasses
+from typing import ClassVar
 
 DTYPES = ("float32", "bfloat16")
 # What the backward pass recomputes instead of storing (MaxText's
@@ -59,46 +63,66 @@ def _require_dtype(dtype):
 
 
 @dataclasses.dataclass(frozen=True)
-class MelodiConfig:
-  """MELODI (melodi_hk/README.md §1); defaults are base_melodi.gin's."""
+class ModelConfig:
+  """The fields every model type shares; subclasses add their own."""
   vocab_size: int  # V: embedding rows (token ids are taken modulo V).
-  num_layers: int  # Number of MELODI layers.
-  embed_dim: int  # E: width of the residual stream and of memory tokens.
+  num_layers: int  # Number of layers (MELODI's, or the baselines' XL layers).
+  embed_dim: int  # E: width of the residual stream (and of memory tokens).
   num_heads: int  # H: attention heads.
   head_dim: int  # D: width of each head.
-  mlp_dim: int  # F: hidden width of the ReLU feed-forward block.
+  mlp_dim: int  # F: hidden width of every ReLU feed-forward block.
   window_length: int = 512  # W: context tokens attended per window.
   segment_length: int = 4096  # T: tokens per call of `apply` (N = T / W).
+  dropout_rate: float = 0.05  # Pre-attention, post-FFN and final dropout.
+  attention_dropout_rate: float = 0.05  # Dropout on attention weights.
+  dtype: str = "bfloat16"  # Compute dtype; parameters stay float32.
+  remat: str = "none"  # MELODI_REMAT/BASELINE_REMAT; same results, less memory.
+
+  REMAT_CHOICES: ClassVar[tuple[str, ...]]  # Set by each model type.
+  # Sizes that must be positive integers (one error names all bad ones).
+  POSITIVE: ClassVar[tuple[str, ...]] = (
+      "vocab_size", "num_layers", "embed_dim", "num_heads", "head_dim",
+      "mlp_dim", "window_length", "segment_length")
+
+  def __post_init__(self):
+    _require_positive(self, self.POSITIVE)
+    _require_windows(self.segment_length, self.window_length)
+    _require_rate(self, ("dropout_rate", "attention_dropout_rate"))
+    _require_dtype(self.dtype)
+    _require_remat(self, self.REMAT_CHOICES)
+
+  @property
+  def windows_per_segment(self) -> int:
+    return self.segment_length // self.window_length
+
+
+@dataclasses.dataclass(frozen=True)
+class MelodiConfig(ModelConfig):
+  """MELODI (melodi_hk/README.md §1); defaults are base_melodi.gin's."""
   short_term_memory_size: int = 64  # M: short-term memory tokens per layer.
   summary_size: int = 64  # S: summary tokens appended to every window.
   long_term_layers: tuple[int, ...] = ()  # 0-based layers with long memory.
   long_term_memory_size: int = 0  # L: FIFO capacity of each long memory.
   long_term_memory_increment: int = 0  # I: tokens appended per window.
-  dropout_rate: float = 0.05  # Pre-attention, post-FFN and final dropout.
-  attention_dropout_rate: float = 0.05  # Dropout on attention weights.
-  dtype: str = "bfloat16"  # Compute dtype; parameters stay float32.
   # Improvement, off by default: hide never-written (all-zero) long-memory
   # slots from cross-attention instead of letting them dilute it
   # (melodi_hk/README.md §13.2).
   mask_unwritten_long_memory: bool = False
-  remat: str = "none"  # One of MELODI_REMAT; same results, less memory.
+
+  REMAT_CHOICES: ClassVar[tuple[str, ...]] = MELODI_REMAT
+  POSITIVE: ClassVar[tuple[str, ...]] = ModelConfig.POSITIVE + (
+      "summary_size",)
 
   def __post_init__(self):
     object.__setattr__(self, "long_term_layers",
                        tuple(self.long_term_layers))
-    _require_positive(self, ("vocab_size", "num_layers", "embed_dim",
-                             "num_heads", "head_dim", "mlp_dim",
-                             "window_length", "segment_length", "summary_size"))
+    super().__post_init__()
     if self.short_term_memory_size <= 0:
       raise ValueError(
           f"short_term_memory_size={self.short_term_memory_size}: the "
           "reference cannot run a MELODI layer without short-term memory "
           "(its summary would not be mixed and the first token of each "
           "window would attend to nothing); use at least 1.")
-    _require_windows(self.segment_length, self.window_length)
-    _require_rate(self, ("dropout_rate", "attention_dropout_rate"))
-    _require_dtype(self.dtype)
-    _require_remat(self, MELODI_REMAT)
     self._validate_long_term()
 
   def _validate_long_term(self):
@@ -132,33 +156,27 @@ class MelodiConfig:
           f"long_term_memory_increment={increment} (whole windows of "
           f"history), e.g. {max(1, size // increment) * increment}.")
 
-  @property
-  def windows_per_segment(self) -> int:
-    return self.segment_length // self.window_length
+
+@dataclasses.dataclass(frozen=True)
+class BaselineConfig(ModelConfig):
+  """Fields both baselines share: XL layers with an optional FFN bias.
+
+  In both, every token of an XL layer sees the W tokens before it.
+  """
+  ffn_bias: bool = True  # False: base_transformer.gin's bias-free FFNs.
+
+  REMAT_CHOICES: ClassVar[tuple[str, ...]] = BASELINE_REMAT
 
 
 @dataclasses.dataclass(frozen=True)
-class TransformerXLConfig:
+class TransformerXLConfig(BaselineConfig):
   """Sliding-window XL (melodi_hk/README.md §12.1); base_memory2.gin."""
-  vocab_size: int  # V: embedding rows (token ids are taken modulo V).
-  num_layers: int  # Number of XL layers.
-  embed_dim: int  # E: width of the residual stream.
-  num_heads: int  # H: attention heads.
-  head_dim: int  # D: width of each head.
-  mlp_dim: int  # F: hidden width of the ReLU feed-forward block.
-  window_length: int = 512  # W: every token sees the W tokens before it.
-  segment_length: int = 4096  # T: tokens per call of `apply` (N = T / W).
-  ffn_bias: bool = True  # False: base_transformer.gin's bias-free FFN.
-  dropout_rate: float = 0.05  # Pre-attention, post-FFN and final dropout.
-  attention_dropout_rate: float = 0.05  # Dropout on attention weights.
-  dtype: str = "bfloat16"  # Compute dtype; parameters stay float32.
   # False: meliad's "vanilla" transformer (seq_*_vanilla.gin): no cache, so
   # a window attends only within itself and nothing is carried.
   xl_cache: bool = True
-  remat: str = "none"  # One of BASELINE_REMAT; same results, less memory.
 
   def __post_init__(self):
-    _validate_sliding_window(self)
+    super().__post_init__()
     if not self.xl_cache and self.segment_length != self.window_length:
       raise ValueError(
           f"xl_cache=False with segment_length={self.segment_length} != "
@@ -166,39 +184,25 @@ class TransformerXLConfig:
           "only runs one window per segment; set segment_length="
           f"{self.window_length}.")
 
-  @property
-  def windows_per_segment(self) -> int:
-    return self.segment_length // self.window_length
-
 
 @dataclasses.dataclass(frozen=True)
-class MemorizingConfig:
+class MemorizingConfig(BaselineConfig):
   """Memorizing Transformer, dense KV memory (melodi_hk/README.md §12.2;
   base_memory2.gin + mem_densekv_64k.gin): XL layers plus one memory layer
   with its own weights.
+
+  num_layers counts the XL layers (the memory layer is extra) and
+  attention_dropout_rate applies to them only: meliad never applies it in
+  the memory layer.
   """
-  vocab_size: int  # V: embedding rows (token ids are taken modulo V).
-  num_layers: int  # Number of XL layers (the memory layer is extra).
-  embed_dim: int  # E: width of the residual stream.
-  num_heads: int  # H: attention heads.
-  head_dim: int  # D: width of each head.
-  mlp_dim: int  # F: hidden width of every feed-forward block.
-  window_length: int = 512  # W: XL layers see the W tokens before a token.
-  segment_length: int = 4096  # T: tokens per call of `apply`.
-  ffn_bias: bool = True  # False: bias-free FFNs.
-  dropout_rate: float = 0.05  # Pre-attention, post-FFN and final dropout.
-  attention_dropout_rate: float = 0.05  # XL layers only (meliad never
-  #                                       applies it in the memory layer).
-  dtype: str = "bfloat16"  # Compute dtype; parameters stay float32.
   memory_layer: int = 6  # The memory layer runs after this 0-based layer.
   memory_size: int = 65536  # C: key/value slots, a multiple of T.
   # The reference adds the memory layer's input twice
   # (melodi_hk/README.md §13.14); True keeps only the layer's own residual.
   single_residual: bool = False
-  remat: str = "none"  # One of BASELINE_REMAT; same results, less memory.
 
   def __post_init__(self):
-    _validate_sliding_window(self)
+    super().__post_init__()
     if (not isinstance(self.memory_layer, int) or
         not 0 <= self.memory_layer < self.num_layers):
       raise ValueError(
@@ -213,18 +217,3 @@ class MemorizingConfig:
           f"segment_length={self.segment_length}: the reference writes "
           "whole segments into its ring buffer; e.g. memory_size="
           f"{segments * self.segment_length}.")
-
-  @property
-  def windows_per_segment(self) -> int:
-    return self.segment_length // self.window_length
-
-
-def _validate_sliding_window(cfg) -> None:
-  """Checks shared by both baselines' configs."""
-  _require_positive(cfg, ("vocab_size", "num_layers", "embed_dim",
-                          "num_heads", "head_dim", "mlp_dim",
-                          "window_length", "segment_length"))
-  _require_windows(cfg.segment_length, cfg.window_length)
-  _require_rate(cfg, ("dropout_rate", "attention_dropout_rate"))
-  _require_dtype(cfg.dtype)
-  _require_remat(cfg, BASELINE_REMAT)

@@ -69,7 +69,7 @@ def check_apply_inputs(cfg, memory, tokens, start_of_sequence, init_memory,
   """
   check_inputs(tokens, start_of_sequence, cfg.window_length,
                cfg.segment_length)
-  losses.check_ids(tokens, cfg.vocab_size, "tokens")
+  losses.check_ids(tokens, cfg.vocab_size)
   batch = tokens.shape[0]
   memory_lib.check_memory(memory, jax.eval_shape(lambda: init_memory(batch)),
                           batch)

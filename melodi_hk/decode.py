@@ -32,6 +32,7 @@ import numpy as np
 
 from melodi_hk import config as config_lib
 from melodi_hk import decode_layers
+from melodi_hk import losses
 from melodi_hk import memorizing
 from melodi_hk import memory as memory_lib
 from melodi_hk import model as model_lib
@@ -63,7 +64,6 @@ class Decoder(NamedTuple):
 
 
 def _melodi(cfg):
-  # pylint: disable=protected-access  (the stack's own embedding table)
   def template():
     stack = model_lib.MelodiStack(cfg)
 
@@ -78,7 +78,7 @@ def _melodi(cfg):
 
     def token(memory, layers, long, tokens, position):
       del memory  # Everything needed is projected in `layers` and `long`.
-      x = stack._embedding()[tokens % cfg.vocab_size][:, None]  # [B, 1, E]
+      x = stack.embed(tokens[:, None])  # [B, 1, E]
       new = []
       for l, layer in enumerate(stack.layers):
         cache = (long[cfg.long_term_layers.index(l)] if layer.long_term
@@ -86,11 +86,7 @@ def _melodi(cfg):
         x, kv = decode_layers.melodi_layer(
             layer, x, layers[l], cache, cfg.short_term_memory_size + position)
         new.append(kv)
-      ys = stack.final_norm(x)  # [B, 1, E]; as MelodiStack.__call__'s head.
-      logits = jnp.einsum("bwe,ve->bwv", ys,
-                          stack._embedding().astype(ys.dtype),
-                          preferred_element_type=jnp.float32)
-      return logits[:, 0] / jnp.sqrt(float(cfg.embed_dim)), tuple(new)
+      return stack.head(x, False)[:, 0], tuple(new)
 
     return begin, (begin, token)
   return hk.multi_transform(template), memory_lib.reset
@@ -293,13 +289,8 @@ def check_tokens(tokens, vocab_size: int, rank: int = 2) -> np.ndarray:
                      f"{list(tokens.shape)}.")
   if tokens.shape[-1] == 0:
     raise ValueError("the prompt is empty; give at least one token.")
-  bad = np.argwhere((tokens < 0) | (tokens >= vocab_size))
-  if bad.size:
-    where = tuple(int(i) for i in bad[0])
-    raise ValueError(
-        f"token {int(tokens[where])} at index {where} is outside the "
-        f"vocabulary [0, {vocab_size}); check that the tokenizer matches "
-        "the model's vocab_size.")
+  losses.check_ids(tokens, vocab_size, fix="Check that the tokenizer "
+                   "matches the model's vocab_size.")
   return tokens.astype(np.int32)
 
 

@@ -23,22 +23,38 @@ class LossOutput(NamedTuple):
   nats_per_token: jax.Array  # [] loss / num_tokens (0 when nothing counts).
 
 
-def check_ids(ids, vocab_size: int, name: str) -> None:
-  """ValueError if concrete `ids` fall outside [0, vocab_size).
+def check_ids(ids, vocab_size: int, name: str = "token",
+              vocab_name: str = "vocab_size",
+              fix: str = "Fix the tokenizer or data, or raise vocab_size."
+              ) -> None:
+  """ValueError naming the first id of concrete `ids` outside [0, V).
 
+  The one token-id check of the model, the decoder and the training loop.
   Traced ids (under jit, pmap, grad) are not checked and keep the
   reference's modulo-V lookup; eager callers get the error instead of a
-  silently wrapped id.
+  silently wrapped id. Valid ids cost a min and a max (the training loop
+  checks every batch on the host); only bad ones are searched for.
+
+  Args:
+    ids: integer ids of any shape.
+    vocab_size: V, the embedding rows.
+    name: what the ids are, for the message (e.g. "token").
+    vocab_name: the setting that holds V (e.g. "config.model.vocab_size").
+    fix: what the caller should do about it.
   """
   if isinstance(ids, jax.core.Tracer):
     return
   ids = np.asarray(ids)
-  if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
-    bad = ids.max() if ids.max() >= vocab_size else ids.min()
-    raise ValueError(
-        f"{name} hold id {bad}, outside [0, {vocab_size}) = the model's "
-        f"vocab_size={vocab_size}; ids are taken modulo vocab_size only under "
-        "jit. Fix the tokenizer or data, or raise vocab_size.")
+  if not ids.size or (ids.min() >= 0 and ids.max() < vocab_size):
+    return
+  first = np.argwhere((ids < 0) | (ids >= vocab_size))[0]
+  where = tuple(int(i) for i in first)
+  bad = int(ids[where])
+  raise ValueError(
+      f"{name} {bad} at index {where} is outside the vocabulary "
+      f"[0, {vocab_size}): the embedding has no row for id {bad}, and a "
+      f"traced lookup would silently take it modulo {vocab_name}="
+      f"{vocab_size}. {fix}")
 
 
 def shift_left(x: jax.Array) -> jax.Array:  # [B, T] -> [B, T], last = 0
@@ -70,7 +86,7 @@ def lm_loss(logits: jax.Array, tokens: jax.Array,
   if logits.shape[:2] != tokens.shape:
     raise ValueError(f"logits {logits.shape} do not match tokens "
                      f"{tokens.shape}: expected [B, T, V] for [B, T].")
-  check_ids(tokens, logits.shape[-1], "tokens (and so targets)")
+  check_ids(tokens, logits.shape[-1], "token (and so target)")
   targets, mask = targets_and_mask(tokens, loss_mask)
   return summed(masked_token_losses(logits, targets, mask), mask)
 

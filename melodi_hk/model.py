@@ -32,16 +32,14 @@ class WindowCarry(NamedTuple):
   long: tuple[memory_lib.LongTermCache, ...]  # [B, L, ...] per long layer.
 
 
-class MelodiStack(hk.Module):
+class MelodiStack(nn.TiedEmbeddingStack):
   """Embedding, summary tokens, the layers and the tied output head."""
 
   def __init__(self, cfg: config_lib.MelodiConfig):
-    super().__init__(name="melodi")
-    self.cfg = cfg
+    super().__init__(cfg, name="melodi")
     self.layers = [layers.MelodiLayer(cfg, l in cfg.long_term_layers,
                                       name=f"layer_{l}")
                    for l in range(cfg.num_layers)]
-    self.final_norm = nn.RMSNorm(name="final_norm")
 
   def begin_segment(self, memory: memory_lib.MelodiMemory,
                     is_training: bool) -> WindowCarry:
@@ -55,7 +53,7 @@ class MelodiStack(hk.Module):
                is_training: bool):
     """One window: tokens int32[B, W] -> (logits float32[B, W, V], carry)."""
     cfg = self.cfg
-    x = self._embedding()[tokens % cfg.vocab_size]  # [B, W, E]
+    x = self.embed(tokens)  # [B, W, E]
     summary = hk.get_parameter(
         "summary_embeddings", [cfg.summary_size, cfg.embed_dim], jnp.float32,
         init=hk.initializers.TruncatedNormal(0.25)).astype(cfg.dtype)
@@ -69,16 +67,7 @@ class MelodiStack(hk.Module):
       if k is not None:
         long[k] = cache
     # The last layer's summary output is discarded (melodi_hk/README.md §8).
-    ys = nn.tiled_dropout(self.final_norm(x), cfg.dropout_rate, is_training)
-    logits = jnp.einsum("bwe,ve->bwv", ys, self._embedding().astype(ys.dtype),
-                        preferred_element_type=jnp.float32)
-    return logits / jnp.sqrt(float(cfg.embed_dim)), WindowCarry(tuple(short),
-                                                                tuple(long))
-
-  def _embedding(self) -> jax.Array:  # [V, E] in the compute dtype
-    return hk.get_parameter(
-        "embedding", [self.cfg.vocab_size, self.cfg.embed_dim], jnp.float32,
-        init=hk.initializers.RandomNormal(1.0)).astype(self.cfg.dtype)
+    return self.head(x, is_training), WindowCarry(tuple(short), tuple(long))
 
 
 def _transform(cfg: config_lib.MelodiConfig) -> hk.MultiTransformed:
@@ -136,7 +125,8 @@ def _build(cfg: config_lib.MelodiConfig):
 
     # The window step is pure (parameters bound): jax.checkpoint applies.
     out, carry = contract.unroll(nn.remat(step, cfg.remat), carry,
-                        (tokens,) + inputs, cfg.window_length, step_rng)
+                                 (tokens,) + inputs, cfg.window_length,
+                                 step_rng)
     return out, memory_lib.MelodiMemory(
         carry.short, tuple(memory_lib.LongTermMemory(c.tokens)
                            for c in carry.long))

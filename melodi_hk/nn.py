@@ -1,7 +1,8 @@
-"""Building blocks shared by every model: RMS norm, dense, FFN, dropout.
+"""Building blocks shared by every model: RMS norm, dense, FFN, dropout,
+and the token embedding with its tied output head.
 
 Glossary of shapes:
-- B: batch.  n: tokens in the sequence at hand.
+- B: batch.  n: tokens in the sequence at hand.  V: vocabulary.
 - E: width.  F: MLP hidden dim.  K: input features.  O: output features.
 
 Parameters are created in float32 and cast to the input's dtype at use, so
@@ -62,6 +63,38 @@ class FeedForward(hk.Module):
 
   def __call__(self, x: jax.Array) -> jax.Array:  # [..., E] -> [..., E]
     return self.out(jax.nn.relu(self.hidden(x)))  # hidden: [..., F]
+
+
+class TiedEmbeddingStack(hk.Module):
+  """Base of every model's stack: the embedding and the tied output head.
+
+  The parameters live in the stack's own scope, `<stack>/embedding` [V, E]
+  and `<stack>/~/final_norm/scale` [E], so every model type (and meliad's
+  converters) names them alike. `cfg` needs vocab_size, embed_dim, dtype
+  and dropout_rate.
+  """
+
+  def __init__(self, cfg, name: str):
+    super().__init__(name=name)
+    self.cfg = cfg
+    self.final_norm = RMSNorm(name="final_norm")
+
+  def embed(self, tokens: jax.Array) -> jax.Array:  # int[B, n] -> [B, n, E]
+    """Rows of the embedding; ids are taken modulo V, as the reference."""
+    return self._embedding()[tokens % self.cfg.vocab_size]
+
+  def head(self, x: jax.Array, is_training: bool) -> jax.Array:
+    """x [B, n, E] -> float32 logits [B, n, V] (tied, divided by sqrt(E))."""
+    ys = tiled_dropout(self.final_norm(x), self.cfg.dropout_rate,
+                       is_training)  # [B, n, E]
+    logits = jnp.einsum("bne,ve->bnv", ys, self._embedding().astype(ys.dtype),
+                        preferred_element_type=jnp.float32)
+    return logits / jnp.sqrt(float(self.cfg.embed_dim))
+
+  def _embedding(self) -> jax.Array:  # [V, E] in the compute dtype
+    return hk.get_parameter(
+        "embedding", [self.cfg.vocab_size, self.cfg.embed_dim], jnp.float32,
+        init=hk.initializers.RandomNormal(1.0)).astype(self.cfg.dtype)
 
 
 def remat(fn, option: str, transform=jax.checkpoint):

@@ -117,26 +117,13 @@ class XLLayer(PreNormBlock):
     return z, new_cache
 
 
-class XLStack(hk.Module):
+class XLStack(nn.TiedEmbeddingStack):
   """Embedding, XL layers and the tied head (melodi_hk/README.md §12.1)."""
 
   def __init__(self, cfg, name: str = STACK_NAME):
-    super().__init__(name=name)
-    self.cfg = cfg
+    super().__init__(cfg, name=name)
     self.layers = [XLLayer(cfg, name=f"layer_{l}")
                    for l in range(cfg.num_layers)]
-    self.final_norm = nn.RMSNorm(name="final_norm")
-
-  def embed(self, tokens: jax.Array) -> jax.Array:  # int[B, T] -> [B, T, E]
-    return self._embedding()[tokens % self.cfg.vocab_size]
-
-  def head(self, x: jax.Array, is_training: bool) -> jax.Array:
-    """x [B, T, E] -> float32 logits [B, T, V] (tied, divided by sqrt(E))."""
-    ys = nn.tiled_dropout(self.final_norm(x), self.cfg.dropout_rate,
-                          is_training)
-    logits = jnp.einsum("bte,ve->btv", ys, self._embedding().astype(ys.dtype),
-                        preferred_element_type=jnp.float32)
-    return logits / jnp.sqrt(float(self.cfg.embed_dim))
 
   def __call__(self, tokens, caches: tuple[XLCache, ...], is_training: bool):
     """tokens int[B, T] -> (logits [B, T, V], new caches)."""
@@ -153,17 +140,11 @@ class XLStack(hk.Module):
     return nn.remat(layer, self.cfg.remat, functools.partial(
         hk.remat, static_argnums=(2,)))
 
-  def _embedding(self) -> jax.Array:  # [V, E] in the compute dtype
-    return hk.get_parameter(
-        "embedding", [self.cfg.vocab_size, self.cfg.embed_dim], jnp.float32,
-        init=hk.initializers.RandomNormal(1.0)).astype(self.cfg.dtype)
-
 
 def build(cfg: config_lib.TransformerXLConfig) -> contract.Model:
   """Transformer-XL's pure functions for `cfg` (see `contract.Model`)."""
-  transformed = hk.transform(
-      lambda tokens, caches, is_training: XLStack(cfg)(tokens, caches,
-                                                       is_training))
+  # (tokens, caches, is_training) -> (logits, caches)
+  transformed = hk.transform(lambda *args: XLStack(cfg)(*args))
 
   def init_memory(batch_size: int) -> XLMemory:
     # xl_cache=False (T = W) is the windowed transformer: nothing carried.

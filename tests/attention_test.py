@@ -1,7 +1,6 @@
 """Attention primitives against the reference (melodi_hk/README.md §3)."""
 
 import json
-import pathlib
 
 from absl.testing import absltest
 import chex
@@ -12,14 +11,14 @@ import numpy as np
 
 from melodi_hk import attention
 from melodi_hk import nn
-
-_TESTDATA = pathlib.Path(__file__).parent / "testdata"
+from tests import melodi_testing
 
 
 class T5BucketTest(absltest.TestCase):
 
   def test_buckets_equal_the_reference_table(self):
-    sidecar = json.loads((_TESTDATA / "melodi_b_sandwich.json").read_text())
+    sidecar = json.loads(
+        (melodi_testing.TESTDATA / "melodi_b_sandwich.json").read_text())
     reference = sidecar["t5_bucket_of_distance_n_0_to_300"]
     np.testing.assert_array_equal(attention.t5_buckets(np.arange(301)),
                                   reference)

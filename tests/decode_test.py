@@ -1,6 +1,6 @@
 """Token-by-token decoding equals `apply` (teacher forcing) for every model.
 
-Glossary of shapes: B batch (2), T segment, W window, V vocabulary (50).
+Glossary of shapes: B batch (2), T segment, W window, V vocabulary (64).
 Each model reads 3 segments (at least 3 window boundaries, 2 segment
 boundaries); row 0 starts a new document at segment 3.
 """

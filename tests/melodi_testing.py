@@ -19,7 +19,6 @@ import numpy as np
 import melodi_hk
 
 TESTDATA = pathlib.Path(__file__).parent / "testdata"
-BATCH, WINDOW, SEGMENT, VOCAB = 2, 8, 32, 50
 RTOL = 1e-5  # max |ours - reference| / max |reference|, per array.
 
 
@@ -101,11 +100,18 @@ def replay_errors(name: str, remat: str = "none") -> dict:
 
 
 def tiny_config(**overrides) -> melodi_hk.MelodiConfig:
-  """3 layers, E 16, W 8, T 32 (4 windows), M = S = 4, long layer 1."""
-  fields = dict(vocab_size=VOCAB, num_layers=3, embed_dim=16, num_heads=2,
-                head_dim=8, mlp_dim=32, window_length=WINDOW,
-                segment_length=SEGMENT, short_term_memory_size=4,
-                summary_size=4, long_term_layers=(1,),
-                long_term_memory_size=8, long_term_memory_increment=2,
-                dropout_rate=0.1, attention_dropout_rate=0.1, dtype="float32")
-  return melodi_hk.MelodiConfig(**(fields | overrides))
+  """`melodi_hk.tiny` of the paper's S128+L64 MELODI, four windows long.
+
+  3 layers, E 32, W 16, M = S = 4, long layer 1 with I = 2 (float32). Tests
+  want more than the tiny preset's two windows per segment and a long
+  memory that one segment fills (L = 4 I = 8), so the FIFO drops tokens.
+  """
+  cfg = melodi_hk.tiny(melodi_hk.presets.melodi("S128+L64"))
+  fields = dict(segment_length=4 * cfg.window_length,
+                long_term_memory_size=4 * cfg.long_term_memory_increment)
+  return dataclasses.replace(cfg, **(fields | overrides))
+
+
+_TINY = tiny_config()
+BATCH, WINDOW, SEGMENT, VOCAB = (2, _TINY.window_length, _TINY.segment_length,
+                                 _TINY.vocab_size)

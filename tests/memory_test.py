@@ -17,8 +17,10 @@ class MemoryTest(absltest.TestCase):
     memory = memory_lib.init_memory(cfg, 3)
     self.assertLen(memory.short, cfg.num_layers)
     self.assertLen(memory.long, 1)
-    chex.assert_shape(memory.short[0].tokens, (3, 4, 16))
-    chex.assert_shape(memory.long[0].tokens, (3, 8, 16))
+    chex.assert_shape(memory.short[0].tokens,
+                      (3, cfg.short_term_memory_size, cfg.embed_dim))
+    chex.assert_shape(memory.long[0].tokens,
+                      (3, cfg.long_term_memory_size, cfg.embed_dim))
     chex.assert_type(memory.long[0].tokens, jnp.bfloat16)
     chex.assert_trees_all_equal(memory, jax.tree.map(jnp.zeros_like, memory))
 

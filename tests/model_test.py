@@ -149,15 +149,18 @@ class MaskUnwrittenLongMemoryTest(absltest.TestCase):
   def _run(self, mask_unwritten, filled_slots):
     cfg = tiny_config(mask_unwritten_long_memory=mask_unwritten)
     model, params, tokens = setup(cfg)
-    long = jax.random.normal(jax.random.PRNGKey(3), (_B, 8, 16))
-    long = long.at[:, :8 - filled_slots].set(0.0)  # Unwritten slots first.
+    size = cfg.long_term_memory_size  # L
+    long = jax.random.normal(jax.random.PRNGKey(3),
+                             (_B, size, cfg.embed_dim))  # [B, L, E]
+    long = long.at[:, :size - filled_slots].set(0.0)  # Unwritten slots first.
     memory = model.init_memory(_B)
     memory = memory._replace(long=(melodi_hk.LongTermMemory(long),))
     return model.apply(params, memory, tokens, jnp.zeros(_B, bool))[0]
 
   def test_full_memory_gives_the_reference_result(self):
-    chex.assert_trees_all_close(self._run(True, 8), self._run(False, 8),
-                                atol=1e-6)
+    size = tiny_config().long_term_memory_size
+    chex.assert_trees_all_close(self._run(True, size),
+                                self._run(False, size), atol=1e-6)
 
   def test_partly_written_memory_is_no_longer_diluted(self):
     diff = jnp.abs(self._run(True, 2) - self._run(False, 2)).max()

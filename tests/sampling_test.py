@@ -1,6 +1,6 @@
 """Sampling controls: greedy, top-k, top-p, temperature, seeds, stop tokens.
 
-Glossary of shapes: B batch (3), V vocabulary (50), n generated tokens.
+Glossary of shapes: B batch (3), V vocabulary (64), n generated tokens.
 """
 
 import functools
@@ -132,9 +132,9 @@ class SamplingTest(parameterized.TestCase):
 
   @parameterized.named_parameters(
       ("top_k_above_vocab", dict(sampling_cfg=melodi_hk.SamplingConfig(
-          top_k=51)), "top_k=51"),
+          top_k=mt.VOCAB + 1)), f"top_k={mt.VOCAB + 1}"),
       ("stop_token_out_of_range", dict(sampling_cfg=melodi_hk.SamplingConfig(
-          stop_tokens=(50,))), r"stop_tokens \[50\]"),
+          stop_tokens=(mt.VOCAB,))), rf"stop_tokens \[{mt.VOCAB}\]"),
       ("seeds_per_row", dict(sampling_cfg=None, seeds=[1, 2]), "seeds"),
       ("no_tokens", dict(sampling_cfg=None, steps=0), "num_tokens=0"))
   def test_bad_generate_arguments(self, kwargs, message):
