@@ -85,6 +85,9 @@ class ModelConfig:
       "mlp_dim", "window_length", "segment_length")
 
   def __post_init__(self):
+    if not hasattr(self, "REMAT_CHOICES"):
+      raise TypeError(f"{type(self).__name__} is a base class; build a "
+                      "MelodiConfig, TransformerXLConfig or MemorizingConfig.")
     _require_positive(self, self.POSITIVE)
     _require_windows(self.segment_length, self.window_length)
     _require_rate(self, ("dropout_rate", "attention_dropout_rate"))

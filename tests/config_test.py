@@ -46,6 +46,12 @@ class MelodiConfigTest(parameterized.TestCase):
     with self.assertRaisesRegex(ValueError, message):
       melodi_hk.MelodiConfig(**(_BASE | overrides))
 
+  def test_the_shared_base_is_not_a_model_type(self):
+    shared = {k: _BASE[k] for k in ("vocab_size", "num_layers", "embed_dim",
+                                    "num_heads", "head_dim", "mlp_dim")}
+    with self.assertRaisesRegex(TypeError, "ModelConfig is a base class"):
+      melodi_hk.config.ModelConfig(**shared)
+
 
 if __name__ == "__main__":
   absltest.main()
