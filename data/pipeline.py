@@ -13,11 +13,12 @@ with them.
 import functools
 import queue
 import threading
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
 from data import c4_filter
+from data import curriculum as curriculum_lib
 from data import local_corpus
 from data import sources
 from data import stream
@@ -36,15 +37,30 @@ def make_stream(corpus: str = "synthetic", split: str = "train", *,
                 segment_length: int = 4096, window_length: int | None = None,
                 seed: int = 0, process_index: int = 0, process_count: int = 1,
                 devices: int | None = None, training: bool | None = None,
-                synthetic_config: dict | None = None) -> stream.SegmentStream:
+                synthetic_config: dict | None = None,
+                curriculum: Sequence[tuple[int, dict]] = ()
+                ) -> stream.SegmentStream:
   """The segment stream of `corpus`/`split` for host `process_index`.
 
   Training streams (default: split "train") are shuffled by `seed` and
   repeat forever; others read every document of the host's share once.
   `devices`, if given, is the number of local pmap devices sharing the rows.
   `synthetic_config` holds fields of `synthetic.SyntheticConfig` (the
-  synthetic corpus only).
+  synthetic corpus only). `curriculum` lists warm-up phases (steps,
+  synthetic_config) read, in order, before `synthetic_config` (see
+  data/curriculum.py).
   """
+  if curriculum:
+    configs = [phase for _, phase in curriculum] + [synthetic_config]
+    boundaries = np.cumsum([steps for steps, _ in curriculum]).tolist()
+    return curriculum_lib.CurriculumStream(
+        lambda k: make_stream(
+            corpus, split, data_dir=data_dir, tokenizer=tokenizer,
+            vocab_path=vocab_path, rows=rows, segment_length=segment_length,
+            window_length=window_length, seed=seed,
+            process_index=process_index, process_count=process_count,
+            devices=devices, training=training, synthetic_config=configs[k]),
+        boundaries)
   if window_length and segment_length % window_length:
     raise ValueError(f"Segment length {segment_length} must be a multiple of "
                      f"window length {window_length}; pick segment_length = "

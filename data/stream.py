@@ -168,6 +168,16 @@ class SegmentStream:
                        "saved settings or start without the state.")
 
 
+def drop_documents(state: dict[str, Any]) -> dict[str, Any]:
+  """`state` with every row idle: each takes the host's next document.
+
+  The epoch and the position in the order are kept, so the documents that
+  follow are the ones an uninterrupted stream would have read next.
+  """
+  rows = len(state["row_doc"])
+  return dict(state, row_doc=[_IDLE] * rows, row_offset=[0] * rows)
+
+
 def _check_shard(num_documents: int, shard_index: int, num_shards: int):
   if not 0 <= shard_index < num_shards:
     raise ValueError(f"Shard index {shard_index} must be in [0, {num_shards}); "

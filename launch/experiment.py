@@ -18,6 +18,7 @@ import ml_collections
 
 from data import pipeline
 from data import stream as stream_lib
+from data import synthetic
 from data import tokenizers
 from launch import train_lib
 
@@ -64,6 +65,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   if parallelism not in PARALLELISM:
     raise ValueError(f"config.parallelism={parallelism!r} is not one of "
                      f"{PARALLELISM}; set e.g. --config.parallelism=pmap.")
+  curriculum(config)
   model_config(config)
   optimizer_config(config)
 
@@ -141,7 +143,8 @@ def make_stream(config: ml_collections.ConfigDict, split: str, *, rows: int,
       window_length=config.model.window_length, seed=config.seed,
       process_index=process_index, process_count=process_count,
       devices=devices, training=training,
-      synthetic_config=synthetic_config(config))
+      synthetic_config=synthetic_config(config),
+      curriculum=curriculum(config) if training else ())
 
 
 def synthetic_config(config: ml_collections.ConfigDict) -> dict | None:
@@ -149,3 +152,53 @@ def synthetic_config(config: ml_collections.ConfigDict) -> dict | None:
   if config.data.corpus != "synthetic" or "synthetic" not in config.data:
     return None
   return config.data.synthetic.to_dict()
+
+
+def curriculum(config: ml_collections.ConfigDict) -> list[tuple[int, dict]]:
+  """config.data.curriculum as [(steps, synthetic fields)]; [] when off.
+
+  Raises:
+    ValueError: naming the curriculum value that cannot work and a fix.
+  """
+  spec = config.data.get("curriculum")
+  steps = spec.get("steps", 0) if spec else 0
+  changed = {key: value for key, value in (
+      spec.synthetic.to_dict() if spec and "synthetic" in spec else {}).items()
+             if value is not None}
+  if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
+    raise ValueError(f"config.data.curriculum.steps={steps!r} must be an "
+                     "integer >= 0 (0: no warm-up task); set e.g. "
+                     "--config.data.curriculum.steps=1000.")
+  if not steps:
+    if changed:
+      raise ValueError(
+          f"config.data.curriculum.synthetic sets {changed} but "
+          "config.data.curriculum.steps=0, so they would be ignored; set "
+          "--config.data.curriculum.steps to the warm-up's length.")
+    return []
+  return [(steps, _warm_up_fields(config, steps, changed))]
+
+
+def _warm_up_fields(config, steps: int, changed: dict) -> dict:
+  """The warm-up phase's synthetic fields, checked like the run's own."""
+  if config.data.corpus != "synthetic":
+    raise ValueError(f"config.data.curriculum.steps={steps} needs the "
+                     f"synthetic corpus, not config.data.corpus="
+                     f"{config.data.corpus!r}; set the steps to 0.")
+  if steps >= config.num_steps:
+    raise ValueError(f"config.data.curriculum.steps={steps} is not below "
+                     f"config.num_steps={config.num_steps}: the run would "
+                     "never train on config.data.synthetic; use fewer "
+                     "warm-up steps or more steps.")
+  if not changed:
+    raise ValueError(f"config.data.curriculum.steps={steps} but "
+                     "config.data.curriculum.synthetic sets no field, so the "
+                     "warm-up is the run's own task; set e.g. "
+                     "--config.data.curriculum.synthetic.min_recall_gap=24.")
+  fields = dict(synthetic_config(config) or {}, **changed)
+  try:
+    synthetic.SyntheticConfig(**fields)
+  except (TypeError, ValueError) as error:
+    raise ValueError(f"config.data.curriculum.synthetic {changed} makes a "
+                     f"bad warm-up corpus: {error}") from error
+  return fields

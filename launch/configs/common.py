@@ -29,6 +29,11 @@ def base_config() -> ml_collections.ConfigDict:
       eval_split="validation",  # What launch/eval.py reads by default.
       # Fields of data/synthetic.py's SyntheticConfig (synthetic corpus only).
       synthetic=dataclasses.asdict(synthetic.SyntheticConfig()),
+      # A warm-up task (synthetic corpus): training steps [0, steps) read
+      # the corpus with the fields set in `curriculum.synthetic` instead of
+      # `synthetic`'s, then the run switches to `synthetic` within one
+      # learning-rate schedule (data/curriculum.py). steps 0: no warm-up.
+      curriculum=dict(steps=0, synthetic=_unset_synthetic_fields()),
   ))
   config.batch_size = 32  # B: 32 TPU cores x 1 row each, as the paper.
   config.eval_batch_size = 32  # Rows streaming documents in launch/eval.py.
@@ -46,6 +51,12 @@ def base_config() -> ml_collections.ConfigDict:
   config.eval_every = 0
   config.eval_batches = 4
   return config
+
+
+def _unset_synthetic_fields() -> dict:
+  """Every SyntheticConfig field as an unset placeholder of its type."""
+  return {field.name: config_dict.placeholder(type(field.default))
+          for field in dataclasses.fields(synthetic.SyntheticConfig)}
 
 
 def model_fields(model_cfg) -> ml_collections.ConfigDict:

@@ -21,31 +21,20 @@ comparisons at small scale" for what each learns in 3,000 steps.
 import ml_collections
 
 from launch.configs import common
+from launch.configs import suites
 
-MODELS = ("windowed", "xl", "melodi_s", "melodi_l", "melodi_sl", "memorizing")
-_SHARED = dict(vocab_size=260, num_layers=2, embed_dim=64, num_heads=2,
-               head_dim=32, mlp_dim=256, window_length=64, segment_length=256,
-               dropout_rate=0.0, attention_dropout_rate=0.0, dtype="float32")
+# This file's model names -> the rows of launch/configs/suites.py.
+_ROWS = dict(windowed="windowed", xl="transformer_xl", melodi_s="melodi_short",
+             melodi_l="melodi_long", melodi_sl="melodi_short_long",
+             memorizing="memorizing")
+MODELS = tuple(_ROWS)
 
 
 def model_fields(model: str) -> tuple[str, dict]:
   """(config.model_name, config.model fields) of one row of the ladder."""
-  if model == "windowed":
-    return "transformer_xl", dict(_SHARED, segment_length=64, xl_cache=False)
-  if model == "xl":
-    return "transformer_xl", dict(_SHARED)
-  if model == "memorizing":
-    return "memorizing", dict(_SHARED, memory_layer=0, memory_size=512)
-  melodi = dict(_SHARED, short_term_memory_size=16, summary_size=16)
-  if model == "melodi_s":
-    return "melodi", melodi
-  long = dict(long_term_layers=(1,), long_term_memory_size=128,
-              long_term_memory_increment=16)
-  if model == "melodi_sl":
-    return "melodi", dict(melodi, **long)
-  if model == "melodi_l":  # The reference needs M >= 1: the smallest.
-    return "melodi", dict(melodi, short_term_memory_size=1, **long)
-  raise ValueError(f"Unknown model {model!r}; use one of {MODELS}.")
+  if model not in _ROWS:
+    raise ValueError(f"Unknown model {model!r}; use one of {MODELS}.")
+  return suites.model_fields(_ROWS[model])
 
 
 def get_config(arg: str = "melodi_sl,400") -> ml_collections.ConfigDict:
