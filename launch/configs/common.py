@@ -32,8 +32,11 @@ def base_config() -> ml_collections.ConfigDict:
       # A warm-up task (synthetic corpus): training steps [0, steps) read
       # the corpus with the fields set in `curriculum.synthetic` instead of
       # `synthetic`'s, then the run switches to `synthetic` within one
-      # learning-rate schedule (data/curriculum.py). steps 0: no warm-up.
-      curriculum=dict(steps=0, synthetic=_unset_synthetic_fields()),
+      # learning-rate schedule (data/curriculum.py).
+      curriculum=dict(
+          steps=0,  # Warm-up steps on the curriculum's task; 0: no warm-up.
+          # Unset (None) fields are those of data.synthetic.
+          synthetic=_unset_synthetic_fields()),
   ))
   config.batch_size = 32  # B: 32 TPU cores x 1 row each, as the paper.
   config.eval_batch_size = 32  # Rows streaming documents in launch/eval.py.

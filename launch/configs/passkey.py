@@ -16,6 +16,12 @@ window covers 8 windows (512 bytes), as does the Memorizing model's C = 512
 slots. The gap ladder: 40 (inside one window), 100 (inside XL's reach), 400
 (beyond it, inside the long memories' span). See README "The paper's
 comparisons at small scale" for what each learns in 3,000 steps.
+
+A warm-up task for the first steps of the same run (one learning-rate
+schedule), e.g. gap 24 for 1,000 steps, then the gap of the argument:
+
+  --config.data.curriculum.steps=1000 \
+      --config.data.curriculum.synthetic.min_recall_gap=24
 """
 
 import ml_collections
