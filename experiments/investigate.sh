@@ -74,6 +74,10 @@ run windowed40_values windowed,40,dots,values --config.num_steps=1000 \
 # Gap 24: most recalls (62%) have their source inside the same window.
 run sl24_values melodi_sl,24,dots,values --config.num_steps=1000 \
     --config.optimizer.warmup_steps=33
+# The curriculums below restart the learning-rate schedule at step 1,000 by
+# hand, as these README runs did; `python -m launch.compare
+# --suite=curriculum` (config.data.curriculum) runs the same tasks in one
+# run with one schedule.
 # Curriculum 24 -> 160: MELODI S+L continues from sl24_values's checkpoint
 # (1,000 steps at gap 24) at gap 160 up to step 2,000 (a 2,000-step
 # schedule, so the rate jumps back up to ~0.0055 at step 1,000).
