@@ -116,6 +116,9 @@ def summary(row: dict[str, Any]) -> dict[str, Any]:
   gains = result.get("memory_gain", {})
   values = result.get("values", {})
   gain = lambda mode: gains.get(mode, {}).get("minus_first", float("nan"))
+  # On a task trained on its values only, nats/token counts untrained text;
+  # a mode's recall exact match says what that memory carried.
+  exact = lambda mode: _or_nan(gains.get(mode, {}).get("recall_exact_match"))
   return dict(
       model=row["name"], carried_floats_per_row=row["carried_floats_per_row"],
       step_time_ms=row["step_time_ms"], tokens_trained=row["tokens_trained"],
@@ -129,6 +132,8 @@ def summary(row: dict[str, Any]) -> dict[str, Any]:
       recall_nats=values.get("recall", {}).get("nats_per_token",
                                                float("nan")),
       recall_exact_match=values.get("recall_exact_match", float("nan")),
+      reset_segment_exact_match=exact("reset_segment"),
+      reset_long_exact_match=exact("reset_long"),
       exact_match_by_gap={f"{b['start']}-{b['end']}": b["exact_match"]
                           for b in values.get("by_gap", [])})
 
@@ -143,7 +148,14 @@ _COLUMNS = (("model", "model", "{}"),
             ("recalled nats", "recall_nats", "{:.3f}"),
             ("first-stated acc", "first_accuracy", "{:.3f}"),
             ("recalled acc", "recall_accuracy", "{:.3f}"),
-            ("recall exact match", "recall_exact_match", "{:.3f}"))
+            ("recall exact match", "recall_exact_match", "{:.3f}"),
+            ("EM, reset every segment", "reset_segment_exact_match",
+             "{:.3f}"),
+            ("EM, long memory reset", "reset_long_exact_match", "{:.3f}"))
+
+
+def _or_nan(value) -> float:
+  return float("nan") if value is None else float(value)
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:

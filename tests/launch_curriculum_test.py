@@ -4,9 +4,12 @@ Glossary of shapes:
 - B = 8 rows.  T = 32 tokens.  G: characters between passkey mentions.
 """
 
+import math
+
 from absl.testing import absltest
 from absl.testing import parameterized
 
+from launch import compare_lib
 from launch import experiment
 from launch.configs import passkey
 from launch.configs import suites
@@ -90,6 +93,30 @@ class SuiteTest(absltest.TestCase):
       config.data.curriculum.synthetic.min_recall_gap = None
       config.data.curriculum.synthetic.max_recall_gap = None
       self.assertEqual(config.to_dict(), cpu[row].to_dict(), row)
+
+
+class ComparisonTableTest(absltest.TestCase):
+  """The curriculum suite is read by the recall that each memory mode keeps."""
+
+  def test_exact_match_of_every_memory_mode_is_a_column(self):
+    gains = dict(carried=dict(minus_first=0.0, recall_exact_match=1.0),
+                 reset_segment=dict(minus_first=0.1, recall_exact_match=0.25),
+                 reset_long=dict(minus_first=0.2, recall_exact_match=0.5))
+    evaluation = dict(nats_per_token=1.0, perplexity=2.7, memory_gain=gains,
+                      values=dict(recall_exact_match=1.0))
+    row = compare_lib.summary(dict(name="melodi_long", eval=evaluation,
+                                   carried_floats_per_row=8,
+                                   step_time_ms=1.0, tokens_trained=64))
+    self.assertEqual((row["reset_segment_exact_match"],
+                      row["reset_long_exact_match"]), (0.25, 0.5))
+    head, _, line = compare_lib.markdown_table([row]).splitlines()
+    split = lambda text: [cell.strip() for cell in text.strip("|").split("|")]
+    cells = dict(zip(split(head), split(line)))
+    self.assertEqual(cells["EM, reset every segment"], "0.250")
+    self.assertEqual(cells["EM, long memory reset"], "0.500")
+    del gains["reset_long"]  # A model without a long memory: blank.
+    row = compare_lib.summary(dict(row, name="melodi_short", eval=evaluation))
+    self.assertTrue(math.isnan(row["reset_long_exact_match"]))
 
 
 if __name__ == "__main__":
