@@ -33,6 +33,7 @@ class CurriculumStream:
 
   `make_phase(k)` builds phase k's stream (anything with the SegmentStream
   interface), for k in [0, len(boundaries)]; the last phase runs forever.
+  Every phase is built here, so a bad phase fails before training starts.
   """
 
   def __init__(self, make_phase: Callable[[int], Any],
@@ -43,10 +44,9 @@ class CurriculumStream:
       raise ValueError(f"Curriculum boundaries {boundaries} must be positive "
                        "steps in increasing order, e.g. [1000] for a first "
                        "phase of 1,000 steps.")
-    self._make_phase = make_phase
+    self._phases = [make_phase(k) for k in range(len(boundaries) + 1)]
     self._boundaries = boundaries
     self._step, self._phase = 0, 0
-    self._stream = make_phase(0)
 
   @property
   def phase(self) -> int:
@@ -64,11 +64,14 @@ class CurriculumStream:
     self._step += 1
     return batch
 
+  @property
+  def _stream(self):
+    return self._phases[self._phase]
+
   def _switch(self) -> None:
     """Phase k+1 reads on from phase k's position with every row fresh."""
     state = stream_lib.drop_documents(self._stream.get_state())
     self._phase += 1
-    self._stream = self._make_phase(self._phase)
     self._stream.set_state(state)
 
   def get_state(self) -> dict[str, Any]:
@@ -87,8 +90,5 @@ class CurriculumStream:
       raise ValueError(f"Stream state was saved with curriculum boundaries "
                        f"{state['boundaries']}, now {self._boundaries}; "
                        "resume with the saved curriculum or a new workdir.")
-    if state["phase"] != self._phase:
-      self._phase = state["phase"]
-      self._stream = self._make_phase(self._phase)
-    self._step = state["step"]
+    self._phase, self._step = state["phase"], state["step"]
     self._stream.set_state(state["stream"], **kwargs)

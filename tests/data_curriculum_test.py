@@ -98,6 +98,10 @@ class CurriculumStreamTest(parameterized.TestCase):
     with self.assertRaisesRegex(ValueError, "not a curriculum state"):
       make_stream().set_state(plain)
 
+  def test_a_bad_later_phase_fails_before_the_first_batch(self):
+    with self.assertRaisesRegex(ValueError, "max_recall_gap=50 is below"):
+      make_stream(synthetic_config=dict(_FINAL, max_recall_gap=50))
+
   @parameterized.parameters([[]], [[0]], [[5, 5]], [[7, 3]])
   def test_bad_boundaries_are_named(self, boundaries):
     with self.assertRaisesRegex(ValueError, re.escape(str(boundaries))):
