@@ -42,6 +42,10 @@ RESTART_FREE = ("num_steps", "optimizer.warmup_steps", "optimizer.max_lr",
                 "optimizer.min_lr", "log_every", "checkpoint_every",
                 "keep_checkpoints", "eval_batch_size", "data.eval_split",
                 "eval_every", "eval_batches", "parallelism")
+# Config fields added after runs were written, with the value that behaves
+# as the older code did: a saved config without the field resumes when the
+# current value is that one (an unset override, None, always is).
+ADDED_FIELDS = {"parallelism": "pmap", "data.curriculum.steps": 0}
 CORRUPT_SUFFIX = ".corrupt"
 
 
@@ -252,14 +256,23 @@ def store_config(workdir: str, config: ml_collections.ConfigDict) -> None:
   path.write_text(json.dumps(current, indent=2, sort_keys=True))
 
 
+def _behaves_as_before(key: str, value) -> bool:
+  """Whether a field the saved config lacks keeps the older behaviour."""
+  return value is None or (key in ADDED_FIELDS and ADDED_FIELDS[key] == value)
+
+
 def _differences(saved: dict, current: dict,
                  prefix: str = "") -> list[tuple[str, str]]:
   """(key, 'key: saved -> now') for every leaf that differs."""
   changes = []
   for key in sorted(set(saved) | set(current)):
     old, new = saved.get(key, "<absent>"), current.get(key, "<absent>")
+    if old == "<absent>" and isinstance(new, dict):
+      old = {}  # Compare the new subtree leaf by leaf.
     if isinstance(old, dict) and isinstance(new, dict):
       changes += _differences(old, new, f"{prefix}{key}.")
+    elif old == "<absent>" and _behaves_as_before(f"{prefix}{key}", new):
+      continue
     elif old != new:
       changes.append((f"{prefix}{key}", f"{prefix}{key}: {old!r} -> {new!r}"))
   return changes

@@ -7,6 +7,7 @@ Every run here is the 6-step run of tests/launch_testing.py (log every 2
 steps); `_config` adds a checkpoint every 4, so saves happen at 4 and 6.
 """
 
+import json
 import logging
 import os
 import re
@@ -262,6 +263,22 @@ class ReliabilityTest(parameterized.TestCase):
     changed.seed = 1  # Changes the data order: still refused.
     with self.assertRaisesRegex(ValueError, r"seed: 0 -> 1"):
       trainer.train(changed, run)
+
+  def test_config_saved_before_a_field_existed_resumes_unless_it_is_used(self):
+    workdir = self.enter_context(tempfile.TemporaryDirectory())
+    config = _config()
+    checkpoints.store_config(workdir, config)
+    path = os.path.join(workdir, checkpoints.CONFIG_FILE)
+    saved = json.loads(open(path).read())
+    del saved["data"]["curriculum"], saved["parallelism"]  # An older run.
+    with open(path, "w") as f:
+      json.dump(saved, f)
+    checkpoints.check_config(workdir, config, has_checkpoint=True)
+    config.data.curriculum.steps = 2
+    config.data.curriculum.synthetic.min_recall_gap = 24
+    with self.assertRaisesRegex(ValueError, r"data.curriculum.steps: "
+                                r"'<absent>' -> 2.*min_recall_gap"):
+      checkpoints.check_config(workdir, config, has_checkpoint=True)
 
   # ---- 5. Data the model has no embedding row for. ------------------------
 
