@@ -82,8 +82,8 @@ class ProbeLayer(layers.MelodiLayer):
     written = jnp.any(long.tokens != 0, axis=-1)  # [B, L]
     mask = None
     if self.cfg.mask_unwritten_long_memory:
-      mask = jnp.broadcast_to(written[:, None, :], (
-          written.shape[0], queries.shape[1], written.shape[1]))  # [B, Q, L]
+      mask = jnp.broadcast_to(written[:, None, None, :], (  # [B, 1, Q, L]
+          written.shape[0], 1, queries.shape[1], written.shape[1]))
     weights = attention.safe_softmax(attention._scores(  # [B, H, Q, L]
         queries, long.keys, self.attention.scale(), None, mask))
     cross = jnp.einsum("bhqk,bkhd->bqhd", weights.astype(long.values.dtype),

@@ -45,28 +45,35 @@ config["num_steps"] = 2000
 json.dump(config, open(path, "w"), indent=2, sort_keys=True)
 PYEOF
   run $dir $v,melodi_sl,160,dots,values --config.num_steps=2000 $FLAGS
+  score $dir $CONFIG:$v,melodi_sl,160,dots,values
 }
-report() {  # Scores per memory mode, gates, curves, attention shares.
+score() {  # workdir, config arg: each reset mode's full scores.
+  local name=$(basename $1) mode
   mkdir -p $OUT/evals
-  local runs="" dir name arg mode
+  # eval.json's top level holds the first mode's, carried.
+  [ -f $OUT/evals/${name}_carried.json ] || cp $1/eval.json \
+      $OUT/evals/${name}_carried.json
+  for mode in reset_segment reset_long; do
+    [ -f $OUT/evals/${name}_$mode.json ] || $PY -m launch.eval \
+        --config=$2 --workdir=$1 --memory_modes=$mode \
+        --output=$OUT/evals/${name}_$mode.json
+  done
+}
+report() {  # Gates, curves, attention shares and tables of all runs.
+  local runs="" dir name v
   # launch/eval writes TensorBoard events into the workdir: score a copy of
   # investigate.sh's run, never the run itself.
   [ -d $ROOT/ablate_sl_curriculum24 ] || cp -r $ROOT/sl_curriculum24 \
       $ROOT/ablate_sl_curriculum24
+  score $ROOT/ablate_sl_curriculum24 \
+      launch/configs/passkey.py:melodi_sl,160,dots,values
   for dir in $ROOT/ablate_*; do
     name=$(basename $dir)
-    [[ $name != *_24 && -f $dir/eval.json ]] || continue
-    runs="$runs $dir"
-    case $name in
-      ablate_sl_curriculum24) arg=launch/configs/passkey.py:melodi_sl,160,dots,values ;;
-      *) arg=$CONFIG:$(echo ${name#ablate_} | sed 's/_s[0-9]*$//')
-         arg=$arg,melodi_sl,160,dots,values ;;
-    esac
-    for mode in carried reset_segment reset_long; do  # Each mode in full.
-      [ -f $OUT/evals/${name}_$mode.json ] || $PY -m launch.eval \
-          --config=$arg --workdir=$dir --memory_modes=$mode \
-          --output=$OUT/evals/${name}_$mode.json
-    done
+    if [[ $name != *_24 && $name != ablate_sl_* && -f $dir/eval.json ]]; then
+      v=$(echo ${name#ablate_} | sed 's/_s[0-9]*$//')
+      score $dir $CONFIG:$v,melodi_sl,160,dots,values
+    fi
+    if [[ $name != *_24 && -f $dir/eval.json ]]; then runs="$runs $dir"; fi
   done
   $PY -m experiments.analyze $runs > $OUT/analyze.txt
   $PY -m experiments.analyze --json=$OUT/analyze.json $runs > /dev/null

@@ -1,6 +1,7 @@
 """experiments/attention_probe recomputes MELODI's attention weights exactly.
 
-Glossary of shapes: B batch (2), T segment (3 windows of W = 8), S summary,
+Glossary of shapes: B batch (3, unlike H, so a misplaced axis cannot
+broadcast), T segment (3 windows of W = 8), S summary,
 M short memory, L long memory (one long layer), H heads, Q = W + S queries.
 """
 
@@ -26,10 +27,10 @@ class ProbeTest(parameterized.TestCase):
                                  mask_unwritten_long_memory=mask)
     model = melodi_hk.build(cfg)
     params = model.init(jax.random.PRNGKey(0))
-    tokens = np.asarray(jax.random.randint(jax.random.PRNGKey(1), (2, 24),
+    tokens = np.asarray(jax.random.randint(jax.random.PRNGKey(1), (3, 24),
                                            0, 32))
-    sos = np.array([True, False])
-    memory = model.init_memory(2)
+    sos = np.array([True, False, True])
+    memory = model.init_memory(3)
     expected, expected_memory = model.apply(params, memory, tokens, sos)
     logits, probes, got_memory = attention_probe.probe_segment(
         cfg, attention_probe.build(cfg), params, memory, tokens, sos)
