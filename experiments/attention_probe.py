@@ -19,7 +19,10 @@ mass on the short-term memory, the window context and the summary tokens
 strictly causal and summary tokens come last), and for a long-term layer the
 share of cross-attention mass on long-memory slots written so far, the mean
 1 - sigmoid(attn_gate) and the share of the gated output's norm that comes
-from the cross-attention, |(1-a) c| / (|a s| + |(1-a) c|) per head.
+from the cross-attention, |(1-a) c| / (|a s| + |(1-a) c|) per head. It
+also prints each layer's learned per-head temperature |scale|, which the
+cross-attention shares (unit-norm keys and queries, no position bias: a
+slot's logit is at most |scale|).
 
 The weights are recomputed by a subclass of MelodiLayer that the probe
 swaps in while building the stack; the model code is unchanged, and
@@ -227,8 +230,10 @@ def probe_run(workdir: str, max_batches: int = 32) -> dict:
         shares.add(layer, "summary", p, np.concatenate(
             [np.zeros((rows, w), bool), summary], 1))
     offsets += t
+  scales = {m.split("/")[2]: np.abs(np.asarray(v["scale"])).tolist()
+            for m, v in params.items() if m.endswith("~/attention")}
   return dict(workdir=workdir, step=step, batches=max_batches,
-              max_check=max(checks), shares=shares.result())
+              max_check=max(checks), scale=scales, shares=shares.result())
 
 
 def markdown(results: list[dict]) -> str:
@@ -255,8 +260,12 @@ def main(argv: list[str]) -> None:
     with open(path, "w") as f:
       json.dump(results, f, indent=1)
   print(markdown(results))
-  print("\nlargest |recomputed - layer's own| attention output: "
+  print("\nlargest |recomputed - layer's own| attention output (relative): "
         + ", ".join(f"{r['max_check']:.1e}" for r in results))
+  for r in results:  # Cross-attention shares the layer's temperature.
+    print(f"\n{r['workdir']}: learned |scale| per head " + "; ".join(
+        f"{layer} " + "/".join(f"{v:.2f}" for v in s)
+        for layer, s in r["scale"].items()))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@
 # <root>/ablate_<v> and continues at gap 160 (with SEED=n: ablate_<v>_s<n>);
 # both are scored with memory carried / reset every segment / long memory
 # reset (<workdir>/eval.json). Then (without variant arguments, or with
-# "report") it scores every mode in full, writes gate values, recall curves
+# "report") it scores every mode in full (and at gap 400), writes gate values, recall curves
 # and attention shares of every <root>/ablate_* run and of a copy of
 # investigate.sh's sl_curriculum24 (<root>/ablate_sl_curriculum24) to experiments/results/long_memory_ablations/.
 # Each variant takes about 13 minutes of 2 CPU cores, the report about 15.
@@ -58,6 +58,11 @@ score() {  # workdir, config arg: each reset mode's full scores.
         --config=$2 --workdir=$1 --memory_modes=$mode \
         --output=$OUT/evals/${name}_$mode.json
   done
+  # Beyond the trained gap: recalls 400 characters (6+ windows) apart.
+  [ -f $OUT/evals/${name}_gap400.json ] || $PY -m launch.eval \
+      --config=$2 --workdir=$1 --memory_modes=carried,reset_long \
+      --config.data.synthetic.min_recall_gap=400 \
+      --output=$OUT/evals/${name}_gap400.json
 }
 report() {  # Gates, curves, attention shares and tables of all runs.
   local runs="" dir name v

@@ -7,7 +7,8 @@ Glossary of shapes:
       experiments/results/long_memory_ablations
 
 Reads what experiments/long_memory_ablations.sh left in the folder:
-evals/<run>_<mode>.json (launch/eval, one memory mode each), analyze.json
+evals/<run>_<mode>.json (launch/eval, one memory mode each; <run>_gap400
+carried and reset_long at gap 400), analyze.json
 (experiments/analyze: gates, held-out curves) and attention.json
 (experiments/attention_probe), and the runs' checkpoints for the gate's
 movement from its initial value. Writes results.json, results.md and
@@ -59,6 +60,10 @@ def run_row(folder: str, summary: dict) -> dict:
       row[mode] = dict(recall_exact_match=values["recall_exact_match"],
                        recall_nats=values["recall"]["nats_per_token"],
                        first_nats=values["first"]["nats_per_token"])
+  path = os.path.join(folder, "evals", f"{name}_gap400.json")
+  if os.path.exists(path):  # {mode: recall exact match} at gap 400.
+    row["gap400"] = {mode: gain["recall_exact_match"] for mode, gain in
+                     json.load(open(path))["memory_gain"].items()}
   row["gate_sigmoid"] = summary["gates"]  # {module: [min, mean, max]}
   row["gate_max_move"] = gate_movement(summary["workdir"])
   return row
@@ -68,8 +73,9 @@ def markdown(rows: list[dict]) -> str:
   lines = [
       "| run | held-out EM step 1000 (G 24) / 2000 (G 160) | recall EM "
       "carried | reset_segment | reset_long | recall-digit nats carried | "
-      "reset_segment | reset_long | sigmoid(gate) min/mean/max | gate: "
-      "max abs change from init |", "|---|---|---|---|---|---|---|---|---|---|"]
+      "reset_segment | reset_long | EM at gap 400 carried / reset_long | "
+      "sigmoid(gate) min/mean/max | gate: max abs change from init |",
+      "|---|---|---|---|---|---|---|---|---|---|---|"]
   for r in rows:
     em = lambda m: f"{r[m]['recall_exact_match']:.3f}" if m in r else "-"
     nats = lambda m: f"{r[m]['recall_nats']:.4f}" if m in r else "-"
@@ -80,7 +86,10 @@ def markdown(rows: list[dict]) -> str:
         f"| {r['run']} | {curve.get(1000, float('nan')):.2f} / "
         f"{curve.get(2000, float('nan')):.2f} | "
         + " | ".join(em(m) for m in MODES) + " | "
-        + " | ".join(nats(m) for m in MODES)
+        + " | ".join(nats(m) for m in MODES) + " | "
+        + (" / ".join(f"{r['gap400'][m]:.3f}" for m in ("carried",
+                                                          "reset_long"))
+           if "gap400" in r else "-")
         + f" | {gates} | {r['gate_max_move']:.3f} |")
   return "\n".join(lines)
 
