@@ -108,8 +108,9 @@ def plot(rows: list[dict], path: str) -> None:
     ax.set_xticklabels([r["run"] for r in rows], rotation=20, fontsize=8)
     ax.set_title(title)
   axes[1].set_yscale("log")
-  axes[0].legend()
-  fig.tight_layout()
+  handles, labels = axes[0].get_legend_handles_labels()
+  fig.legend(handles, labels, loc="upper center", ncol=len(MODES))
+  fig.tight_layout(rect=(0, 0, 1, 0.92))
   fig.savefig(path, dpi=120)
   plt.close(fig)
 
