@@ -11,7 +11,7 @@ import re
 from absl.testing import absltest
 
 _ROOT = pathlib.Path(__file__).resolve().parent.parent
-_PACKAGES = ("melodi_hk", "data", "launch", "tests")
+_PACKAGES = ("melodi_hk", "data", "launch", "tests", "experiments")
 _SKIP_DIRS = {".venv", ".git", "__pycache__", ".pytest_cache"}
 # pytest loads conftest.py before any test without an import, so a dep on
 # its target is used though nothing imports it.
