@@ -19,8 +19,10 @@ held-out documents are read from their start with memory carried, and:
   step's update RMS / parameter RMS (from the saved moments);
 - MELODI only: each layer's attention mass on its short-term memory keys
   from the queries that predict cross-window recall digits, and the RMS of
-  the memory tokens after every window of the document.
-Writes <out>/probe.json and <out>/probe.png.
+  the memory tokens after every window of the document, and the share of
+  the memory's energy that varies with the document (the rest is a
+  constant vector per slot).
+Writes <out>/probe.json, probe.png and probe.md (a table).
 """
 
 import functools
@@ -212,7 +214,7 @@ def melodi_internals(model_cfg, params, tokens, kind) -> dict:
   """Memory-attention mass at recall queries and memory RMS per window."""
   fn, w = _probe_window(model_cfg), model_cfg.window_length
   memory = melodi_hk.build(model_cfg).init_memory(tokens.shape[0])
-  masses, rms, logits = [], [], []
+  masses, rms, logits, carried = [], [], [], []
   branch = []
   for k in range(tokens.shape[1] // w):
     out, memory, mass, branches = fn(params, None, memory,
@@ -222,6 +224,7 @@ def melodi_internals(model_cfg, params, tokens, kind) -> dict:
     masses.append(np.stack([np.asarray(m) for m in mass]))  # [layers, R, H, W]
     rms.append([float(jnp.sqrt(jnp.mean(jnp.square(s.tokens))))
                 for s in memory.short])
+    carried.append([np.asarray(s.tokens) for s in memory.short])
   # The probe must be the model: its first segment's logits equal apply's.
   t = model_cfg.segment_length
   want, _ = melodi_hk.build(model_cfg).apply(
@@ -233,13 +236,27 @@ def melodi_internals(model_cfg, params, tokens, kind) -> dict:
   query_kind = np.pad(kind[:, 1:], ((0, 0), (0, 1)))  # Query p-1 predicts p.
   out = {"memory_rms_by_window": np.asarray(rms).T.tolist(),  # [layers, N/W]
          "branch_rms": {k: float(np.mean([b[k] for b in branch]))
-                        for k in sorted(branch[0])}}
+                        for k in sorted(branch[0])},
+         "memory_content_fraction": [
+             _content_fraction(np.stack([c[l] for c in carried], 1))
+             for l in range(len(carried[0]))]}
   for i, name in enumerate(KINDS):
     sel = query_kind == i + 1  # [R, N]
     out[f"memory_mass_{name}"] = [  # [layers][H]: mean over those queries
         mass[l].transpose(1, 0, 2)[:, sel].mean(-1).tolist()
         if sel.any() else None for l in range(mass.shape[0])]
   return out
+
+
+def _content_fraction(tokens: np.ndarray) -> float:
+  """Share of the memory's energy that varies over rows and windows.
+
+  tokens [R, N/W, M, E]: 1 - |per-slot mean|^2 / mean |token|^2; near 0
+  when every slot holds the same vector whatever the document says.
+  """
+  mean = tokens.mean(axis=(0, 1))  # [M, E]
+  return float(1 - np.sum(np.square(mean)) * tokens.shape[0]
+               * tokens.shape[1] / np.sum(np.square(tokens)))
 
 
 def group_of(path: str) -> str:
@@ -358,15 +375,16 @@ def plot(results: list[dict], path: str) -> None:
         axes[1, 1].plot(steps, [max(c["memory_mass_prev_window"][l])
                                 for c in ck], style, c=color,
                         label=f"{name} layer {l}")
-        axes[1, 2].plot(ck[-1]["memory_rms_by_window"][l], style, c=color,
-                        label=f"{name} layer {l} (step {steps[-1]})")
+        axes[1, 2].plot(steps, [c["memory_content_fraction"][l] for c in ck],
+                        style, c=color, label=f"{name} layer {l}")
   titles = (("held-out recall accuracy (eval_log.jsonl)", "step"),
             ("recall accuracy by where the previous mention is", "step"),
             ("Adam update RMS / param RMS", "step"),
             ("FFN output RMS on context rows (residual growth)", "step"),
             ("attention on memory, prev-window recall queries (max head)",
              "step"),
-            ("short-term memory token RMS after each window", "window"))
+            ("short-term memory: share of energy that varies over "
+             "documents and windows", "step"))
   for ax, (title, xlabel) in zip(axes.flat, titles):
     ax.set_title(title, fontsize=9)
     ax.set_xlabel(xlabel)
@@ -375,15 +393,73 @@ def plot(results: list[dict], path: str) -> None:
   fig.savefig(path, dpi=110)
 
 
+def _setup(workdir: str) -> dict:
+  """The fields of a run's config.json that tell the runs apart."""
+  with open(os.path.join(workdir, "config.json")) as f:
+    config = json.load(f)
+  model = config["model"]
+  memory = (f"{model['short_term_memory_size']} / {model['summary_size']}"
+            if config["model_name"] == "melodi" else
+            "cache" if model.get("xl_cache", True) else "none")
+  return dict(model_name=config["model_name"], memory=memory,
+              gap=config["data"]["synthetic"]["min_recall_gap"],
+              max_lr=config["optimizer"]["max_lr"])
+
+
+def table(results: list[dict]) -> str:
+  """One markdown row per run: its set-up, recall and plateau measures."""
+  lines = ["| run | model | M / S | gap | Adam lr | steps | held-out recall "
+           "(last / best) | probe recall same / prev window / prev segment | "
+           "layer-1 FFN RMS (max) | memory content share, layer 0 / 1 |",
+           "|" + "---|" * 10]
+  for run in results:
+    cfg, steps = _setup(run["workdir"]), sorted(run["checkpoints"], key=int)
+    last = run["checkpoints"][steps[-1]]
+    held = [h["recall_accuracy"] for h in run.get("held_out", [])] or [0]
+    acc = " / ".join(f"{last['recall_accuracy'][k]:.2f}" for k in KINDS)
+    ffn = max(c["branch_rms"]["layer_1/ffn"]
+              for c in run["checkpoints"].values())
+    content = " / ".join(f"{x:.3f}" for x in last.get(
+        "memory_content_fraction", [])) or "-"
+    lines.append(
+        f"| {os.path.basename(run['workdir'].rstrip('/'))} | "
+        f"{cfg['model_name']} | {cfg['memory']} | {cfg['gap']} | "
+        f"{cfg['max_lr']:g} | {steps[-1]} | {held[-1]:.2f} / {max(held):.2f} "
+        f"| {acc} | {ffn:.1f} | {content} |")
+  return "\n".join(lines) + "\n"
+
+
+def _cached_probe(workdir: str, folder: str) -> dict:
+  """probe(), kept in <folder>/<run>.json and reused for the same settings
+  and checkpoints (so adding a run to the plot re-probes only that run)."""
+  os.makedirs(folder, exist_ok=True)
+  path = os.path.join(folder, os.path.basename(workdir.rstrip("/")) + ".json")
+  steps = sorted(int(s) for s in os.listdir(checkpoints.checkpoint_dir(
+      workdir)) if s.isdigit())
+  key = dict(rows=_ROWS.value, every=_EVERY.value, steps=steps)
+  if os.path.exists(path):
+    with open(path) as f:
+      cached = json.load(f)
+    if cached.get("key") == key:
+      return cached
+  result = dict(probe(workdir, _ROWS.value, _EVERY.value), key=key)
+  with open(path, "w") as f:
+    json.dump(result, f, indent=1)
+  return result
+
+
 def main(argv: list[str]) -> None:
   if len(argv) < 2:
     raise app.UsageError("Pass one or more launch/train workdirs.")
   os.makedirs(_OUT.value, exist_ok=True)
-  results = [probe(w, _ROWS.value, _EVERY.value) for w in argv[1:]]
+  results = [_cached_probe(w, os.path.join(_OUT.value, "runs"))
+             for w in argv[1:]]
   with open(os.path.join(_OUT.value, "probe.json"), "w") as f:
     json.dump(results, f, indent=1)
   plot(results, os.path.join(_OUT.value, "probe.png"))
-  print("wrote", os.path.join(_OUT.value, "probe.{json,png}"))
+  with open(os.path.join(_OUT.value, "probe.md"), "w") as f:
+    f.write(table(results))
+  print("wrote", os.path.join(_OUT.value, "probe.{json,png,md}"))
 
 
 if __name__ == "__main__":

@@ -39,3 +39,21 @@ run s_gap24_adam2e-3 melodi_s,24,dots,values adam 2e-3
 # in-window copying learnt when only the in-window recalls (37.5% at gap 40)
 # teach it?
 run windowed_adam2e-3 windowed,40,dots,values adam 2e-3
+# Which part of the 16-token memory slows learning at 2e-3: 16 memory keys
+# made by a bare linear mix (M = 16, S = 1: no norm, no summary residual),
+# and Transformer-XL at the lower rate.
+run s16s1_adam2e-3 melodi_s,40,dots,values adam 2e-3 \
+    --config.model.short_term_memory_size=16 --config.model.summary_size=1
+run xl_adam5e-4 xl,40,dots,values adam 5e-4
+# Seed 1 of the two M = S = 16 and M = S = 1 runs at 2e-3 (same data order
+# changes too: the seed also shuffles the documents).
+run s_adam2e-3_seed1 melodi_s,40,dots,values adam 2e-3 --config.seed=1
+run s1_adam2e-3_seed1 melodi_s,40,dots,values adam 2e-3 --config.seed=1 \
+    --config.model.short_term_memory_size=1 --config.model.summary_size=1
+# The probe (every 500 steps and step 0; 32 documents for accuracy and
+# gradients, 8 for the internals): probe.json, probe.png, runs/<name>.json.
+[ -n "$NAMES" ] || $PY -m experiments.lr_probe --every=500 --rows=8 \
+    $ROOT/s_adam2e-3_3k $ROOT/s_adam5e-4_3k $ROOT/xl_adam2e-3 \
+    $ROOT/xl_adam5e-4 $ROOT/windowed_adam2e-3 $ROOT/s1_adam2e-3 \
+    $ROOT/s16s1_adam2e-3 $ROOT/s_gap24_adam2e-3 \
+    $ROOT/s_adam2e-3_seed1 $ROOT/s1_adam2e-3_seed1
