@@ -136,6 +136,7 @@ def accuracy(model_cfg, params, tokens, kind) -> dict[str, float]:
   predicted = np.concatenate(hits, axis=1)[:, :-1]  # Column p-1 -> token p.
   hit = predicted == tokens[:, 1:] % model_cfg.vocab_size
   return {name: float(hit[kind[:, 1:] == i + 1].mean())
+          if (kind[:, 1:] == i + 1).any() else None  # T = W: no prev_window.
           for i, name in enumerate(KINDS)}
 
 
@@ -360,8 +361,9 @@ def plot(results: list[dict], path: str) -> None:
                     [h["recall_accuracy"] for h in held], "o-", c=color,
                     label=name)
     for kind, style in zip(KINDS, ("-", "--", ":")):
-      axes[0, 1].plot(steps, [c["recall_accuracy"][kind] for c in ck], style,
-                      c=color, label=f"{name} {kind}")
+      axes[0, 1].plot(steps, [np.nan if c["recall_accuracy"][kind] is None
+                              else c["recall_accuracy"][kind] for c in ck],
+                      style, c=color, label=f"{name} {kind}")
     for group, style in (("short_mixing", "-"), ("attention_qkv", ":")):
       pts = [(s, c["update_over_param"][group]) for s, c in zip(steps, ck)
              if group in c.get("update_over_param", {})]
@@ -416,7 +418,8 @@ def table(results: list[dict]) -> str:
     cfg, steps = _setup(run["workdir"]), sorted(run["checkpoints"], key=int)
     last = run["checkpoints"][steps[-1]]
     held = [h["recall_accuracy"] for h in run.get("held_out", [])] or [0]
-    acc = " / ".join(f"{last['recall_accuracy'][k]:.2f}" for k in KINDS)
+    acc = " / ".join("-" if a is None or a != a else f"{a:.2f}"
+                     for a in map(last["recall_accuracy"].get, KINDS))
     ffn = max(c["branch_rms"]["layer_1/ffn"]
               for c in run["checkpoints"].values())
     content = " / ".join(f"{x:.3f}" for x in last.get(

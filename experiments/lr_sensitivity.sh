@@ -2,10 +2,12 @@
 # Why MELODI short-only is sensitive to Adam's learning rate on the passkey
 # task (gap 40, dot filler, digit-only loss) where Transformer-XL is not.
 # Usage: bash experiments/lr_sensitivity.sh [ROOT=/tmp/lr8] [names...]
-# Trains each run (1,500 steps, warm-up 50, cosine to max_lr / 10, held-out
-# recall every 250 steps, every checkpoint kept), then probes the kept
+# (names: train only those runs, no probe). Trains each run with Adam
+# (1,500 steps unless noted, warm-up 50, cosine to max_lr / 10, held-out
+# recall every 250 steps, the last 10 checkpoints kept), then probes the
 # checkpoints with experiments/lr_probe.py into
-# experiments/results/lr_sensitivity/ (probe.json, probe.png).
+# experiments/results/lr_sensitivity/ (probe.json, probe.md, probe.png;
+# FINDINGS.md reads them). About 2 hours on 2 shared CPU cores.
 set -e
 ROOT=${1:-/tmp/lr8}; shift || true
 NAMES="$*"
@@ -45,15 +47,18 @@ run windowed_adam2e-3 windowed,40,dots,values adam 2e-3
 run s16s1_adam2e-3 melodi_s,40,dots,values adam 2e-3 \
     --config.model.short_term_memory_size=16 --config.model.summary_size=1
 run xl_adam5e-4 xl,40,dots,values adam 5e-4
-# Seed 1 of the two M = S = 16 and M = S = 1 runs at 2e-3 (same data order
-# changes too: the seed also shuffles the documents).
+# Seed 1 of the M = S = 16 and M = S = 1 runs at 2e-3 (the seed sets the
+# initial weights and the document order).
 run s_adam2e-3_seed1 melodi_s,40,dots,values adam 2e-3 --config.seed=1
 run s1_adam2e-3_seed1 melodi_s,40,dots,values adam 2e-3 --config.seed=1 \
     --config.model.short_term_memory_size=1 --config.model.summary_size=1
+# Dose: M = S = 4 at 2e-3.
+run s4_adam2e-3 melodi_s,40,dots,values adam 2e-3 \
+    --config.model.short_term_memory_size=4 --config.model.summary_size=4
 # The probe (every 500 steps and step 0; 32 documents for accuracy and
 # gradients, 8 for the internals): probe.json, probe.png, runs/<name>.json.
 [ -n "$NAMES" ] || $PY -m experiments.lr_probe --every=500 --rows=8 \
     $ROOT/s_adam2e-3_3k $ROOT/s_adam5e-4_3k $ROOT/xl_adam2e-3 \
     $ROOT/xl_adam5e-4 $ROOT/windowed_adam2e-3 $ROOT/s1_adam2e-3 \
     $ROOT/s16s1_adam2e-3 $ROOT/s_gap24_adam2e-3 \
-    $ROOT/s_adam2e-3_seed1 $ROOT/s1_adam2e-3_seed1
+    $ROOT/s_adam2e-3_seed1 $ROOT/s1_adam2e-3_seed1 $ROOT/s4_adam2e-3
