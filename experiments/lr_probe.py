@@ -352,7 +352,8 @@ def plot(results: list[dict], path: str) -> None:
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   fig, axes = plt.subplots(2, 3, figsize=(16, 9))
   for i, run in enumerate(results):
-    color, name = f"C{i}", os.path.basename(run["workdir"].rstrip("/"))
+    color = plt.cm.tab20(i % 20)
+    name = os.path.basename(run["workdir"].rstrip("/"))
     steps = sorted(run["checkpoints"], key=int)
     ck = [run["checkpoints"][s] for s in steps]
     steps = [int(s) for s in steps]
@@ -363,30 +364,34 @@ def plot(results: list[dict], path: str) -> None:
     for kind, style in zip(KINDS, ("-", "--", ":")):
       axes[0, 1].plot(steps, [np.nan if c["recall_accuracy"][kind] is None
                               else c["recall_accuracy"][kind] for c in ck],
-                      style, c=color, label=f"{name} {kind}")
+                      style, c=color,
+                      label=name if kind == KINDS[0] else None)
     for group, style in (("short_mixing", "-"), ("attention_qkv", ":")):
       pts = [(s, c["update_over_param"][group]) for s, c in zip(steps, ck)
              if group in c.get("update_over_param", {})]
       if pts:
-        axes[0, 2].semilogy(*zip(*pts), style, c=color, label=f"{name} {group}")
+        axes[0, 2].semilogy(*zip(*pts), style, c=color,
+                            label=name if group == "attention_qkv" else None)
     for layer, style in (("layer_1", "-"), ("layer_0", "--")):
       axes[1, 0].plot(steps, [c["branch_rms"][f"{layer}/ffn"] for c in ck],
-                      style, c=color, label=f"{name} {layer}")
-    if "memory_mass_prev_window" in ck[-1]:
+                      style, c=color, label=name if layer == "layer_1" else None)
+    if "memory_mass_same_window" in ck[-1]:
       for l, style in enumerate(("-", "--")):
-        axes[1, 1].plot(steps, [max(c["memory_mass_prev_window"][l])
+        axes[1, 1].plot(steps, [max(c["memory_mass_same_window"][l])
                                 for c in ck], style, c=color,
-                        label=f"{name} layer {l}")
+                        label=name if l == 0 else None)
         axes[1, 2].plot(steps, [c["memory_content_fraction"][l] for c in ck],
-                        style, c=color, label=f"{name} layer {l}")
+                        style, c=color, label=name if l == 0 else None)
   titles = (("held-out recall accuracy (eval_log.jsonl)", "step"),
-            ("recall accuracy by where the previous mention is", "step"),
-            ("Adam update RMS / param RMS", "step"),
-            ("FFN output RMS on context rows (residual growth)", "step"),
-            ("attention on memory, prev-window recall queries (max head)",
+            ("recall accuracy by source: same window -, previous window "
+             "--, previous segment :", "step"),
+            ("Adam update / param RMS: attention qkv :, short mixing -",
              "step"),
-            ("short-term memory: share of energy that varies over "
-             "documents and windows", "step"))
+            ("FFN output RMS on context rows: layer 1 -, layer 0 --", "step"),
+            ("layer 0 - / 1 -- attention on memory, in-window recall "
+             "queries (max head)", "step"),
+            ("memory content share (varies over documents and windows): "
+             "layer 0 -, 1 --", "step"))
   for ax, (title, xlabel) in zip(axes.flat, titles):
     ax.set_title(title, fontsize=9)
     ax.set_xlabel(xlabel)
