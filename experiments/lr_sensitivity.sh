@@ -55,10 +55,14 @@ run s1_adam2e-3_seed1 melodi_s,40,dots,values adam 2e-3 --config.seed=1 \
 # Dose: M = S = 4 at 2e-3.
 run s4_adam2e-3 melodi_s,40,dots,values adam 2e-3 \
     --config.model.short_term_memory_size=4 --config.model.summary_size=4
+# The rate for M = S = 16, 3,000 steps: seed 1 at 5e-4, and 1e-3.
+run s_adam5e-4_3k_seed1 melodi_s,40,dots,values adam 5e-4 $LONG --config.seed=1
+run s_adam1e-3_3k melodi_s,40,dots,values adam 1e-3 $LONG
 # The probe (every 500 steps and step 0; 32 documents for accuracy and
 # gradients, 8 for the internals): probe.json, probe.png, runs/<name>.json.
 [ -n "$NAMES" ] || $PY -m experiments.lr_probe --every=500 --rows=8 \
     $ROOT/s_adam2e-3_3k $ROOT/s_adam5e-4_3k $ROOT/xl_adam2e-3 \
     $ROOT/xl_adam5e-4 $ROOT/windowed_adam2e-3 $ROOT/s1_adam2e-3 \
     $ROOT/s16s1_adam2e-3 $ROOT/s_gap24_adam2e-3 \
-    $ROOT/s_adam2e-3_seed1 $ROOT/s1_adam2e-3_seed1 $ROOT/s4_adam2e-3
+    $ROOT/s_adam2e-3_seed1 $ROOT/s1_adam2e-3_seed1 $ROOT/s4_adam2e-3 \
+    $ROOT/s_adam5e-4_3k_seed1 $ROOT/s_adam1e-3_3k
