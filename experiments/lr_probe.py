@@ -5,11 +5,12 @@ Glossary of shapes:
 - T: segment length.  W: window length.  M: short-term memory tokens.
 - E: width.  H: heads.  K = M + W + S keys.  V: vocabulary.
 
-  python -m experiments.lr_probe --out=experiments/results/lr_sensitivity \
-      /tmp/lr8/s_adam2e-3 /tmp/lr8/s_adam5e-4 /tmp/lr8/xl_adam2e-3
+  python -m experiments.lr_probe --every=500 --rows=8 \
+      /tmp/lr8/s_adam2e-3_3k /tmp/lr8/xl_adam2e-3   # see lr_sensitivity.sh
 
-For every kept checkpoint of each launch/train workdir (passkey task), R
-held-out documents are read from their start with memory carried, and:
+For every kept checkpoint (step a multiple of --every, and step 0) of each
+launch/train workdir (passkey task, fixed gap), 4R held-out documents
+(accuracy, gradients; R for the internals) are read from their start with memory carried, and:
 - recall-digit accuracy is split by where the previous mention lies: in
   the query's own window ("same_window"), in the previous window of the
   same segment ("prev_window": needs the memory, and training's gradient
