@@ -10,7 +10,8 @@ Glossary of shapes:
 
 For every kept checkpoint (step a multiple of --every, and step 0) of each
 launch/train workdir (passkey task, fixed gap), 4R held-out documents
-(accuracy, gradients; R for the internals) are read from their start with memory carried, and:
+(accuracy, gradients; R for the internals) are read from their start with
+memory carried, and:
 - recall-digit accuracy is split by where the previous mention lies: in
   the query's own window ("same_window"), in the previous window of the
   same segment ("prev_window": needs the memory, and training's gradient
