@@ -45,7 +45,9 @@ RESTART_FREE = ("num_steps", "optimizer.warmup_steps", "optimizer.max_lr",
 # Config fields added after runs were written, with the value that behaves
 # as the older code did: a saved config without the field resumes when the
 # current value is that one (an unset override, None, always is).
-ADDED_FIELDS = {"parallelism": "pmap", "data.curriculum.steps": 0}
+ADDED_FIELDS = {"parallelism": "pmap", "data.curriculum.steps": 0,
+                "optimizer.name": "adafactor", "optimizer.b1": 0.9,
+                "optimizer.b2": 0.999, "optimizer.eps": 1e-8}
 CORRUPT_SUFFIX = ".corrupt"
 
 

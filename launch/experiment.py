@@ -100,6 +100,17 @@ def model_config(config: ml_collections.ConfigDict):
 
 def optimizer_config(config: ml_collections.ConfigDict
                      ) -> train_lib.OptimizerConfig:
+  """`config.optimizer` (name: adafactor | adam) over `config.num_steps`.
+
+  Fields a saved config lacks (e.g. `name`, from before Adam) take the
+  dataclass defaults: Adafactor, as those runs trained.
+  """
+  valid = [field.name for field in dataclasses.fields(
+      train_lib.OptimizerConfig) if field.name != "num_steps"]
+  unknown = sorted(set(config.optimizer.keys()) - set(valid))
+  if unknown:
+    raise ValueError(f"config.optimizer has field(s) {unknown} that "
+                     f"OptimizerConfig does not know; valid fields: {valid}.")
   return train_lib.OptimizerConfig(num_steps=config.num_steps,
                                    **config.optimizer.to_dict())
 

@@ -1,4 +1,5 @@
-"""The training step: Adafactor with the paper's schedule, state, update.
+"""The training step: Adafactor (or Adam) with the paper's schedule, state,
+update.
 
 Shape letters: see launch/__init__.py (B global rows, R = B / N rows of
 this host, A devices of this host, T segment, V vocabulary); the state's
@@ -29,15 +30,26 @@ from launch import state as state_lib
 BATCH_KEYS = ("tokens", "start_of_sequence", "loss_mask")  # Read by `update`.
 
 
+OPTIMIZERS = ("adafactor", "adam")  # Values of OptimizerConfig.name.
+
+
 @dataclasses.dataclass(frozen=True)
 class OptimizerConfig:
-  """Adafactor and its learning-rate schedule (melodi_hk/README.md §15)."""
+  """The optimiser and its learning-rate schedule (melodi_hk/README.md §15).
+
+  "adafactor" (the paper's) reads decay_rate and momentum; "adam" reads b1,
+  b2 and eps. Both follow `learning_rate`'s warm-up + cosine schedule.
+  """
   num_steps: int  # Steps the cosine decays over: the length of the run.
   warmup_steps: int = 1000  # Linear warm-up from 0 over these steps.
   max_lr: float = 0.01  # Cosine start.
   min_lr: float = 0.001  # Cosine end, reached at num_steps.
   decay_rate: float = 0.8  # Adafactor second-moment decay exponent.
   momentum: float = 0.9  # First-moment EMA (meliad's beta1).
+  name: str = "adafactor"  # One of OPTIMIZERS.
+  b1: float = 0.9  # Adam first-moment decay.
+  b2: float = 0.999  # Adam second-moment decay.
+  eps: float = 1e-8  # Adam denominator floor.
 
   def __post_init__(self):
     if self.num_steps < 1:
@@ -49,6 +61,18 @@ class OptimizerConfig:
           f"{self.num_steps}); the cosine would be over before the warm-up "
           "ends. Set --config.optimizer.warmup_steps lower (e.g. "
           f"{self.num_steps // 10}).")
+    if self.name not in OPTIMIZERS:
+      raise ValueError(f"optimizer.name={self.name!r} is not one of "
+                       f"{OPTIMIZERS}; set e.g. --config.optimizer.name=adam.")
+    for field in ("b1", "b2"):
+      if not 0 <= getattr(self, field) < 1:
+        raise ValueError(
+            f"optimizer.{field}={getattr(self, field)!r} must lie in [0, 1) "
+            f"(a moment's decay); set e.g. --config.optimizer.{field}="
+            f"{getattr(OptimizerConfig, field)}.")
+    if not self.eps > 0:
+      raise ValueError(f"optimizer.eps={self.eps!r} must be > 0; set e.g. "
+                       "--config.optimizer.eps=1e-8.")
 
 
 def learning_rate(step, opt: OptimizerConfig) -> jax.Array:
@@ -75,11 +99,15 @@ def learning_rate(step, opt: OptimizerConfig) -> jax.Array:
 
 
 def make_optimizer(opt: OptimizerConfig) -> optax.GradientTransformation:
-  """optax Adafactor as meliad's (parameter-scaled, momentum, no decay)."""
+  """optax Adafactor as meliad's (parameter-scaled, momentum, no decay), or
+  optax Adam on the same schedule."""
+  schedule = functools.partial(learning_rate, opt=opt)
+  if opt.name == "adam":
+    return optax.adam(schedule, b1=opt.b1, b2=opt.b2, eps=opt.eps)
   return optax.adafactor(
-      learning_rate=functools.partial(learning_rate, opt=opt),
-      decay_rate=opt.decay_rate, momentum=opt.momentum,
-      multiply_by_parameter_scale=True, weight_decay_rate=None)
+      learning_rate=schedule, decay_rate=opt.decay_rate,
+      momentum=opt.momentum, multiply_by_parameter_scale=True,
+      weight_decay_rate=None)
 
 
 @functools.cache  # One model per config in a process, shared by every step.

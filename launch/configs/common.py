@@ -41,9 +41,10 @@ def base_config() -> ml_collections.ConfigDict:
   config.batch_size = 32  # B: 32 TPU cores x 1 row each, as the paper.
   config.eval_batch_size = 32  # Rows streaming documents in launch/eval.py.
   config.num_steps = 500_000  # Also the length of the cosine decay.
+  # name: adafactor (the paper's; decay_rate, momentum) | adam (b1, b2, eps).
   config.optimizer = ml_collections.ConfigDict(dict(
-      warmup_steps=1000, max_lr=0.01, min_lr=0.001, decay_rate=0.8,
-      momentum=0.9))
+      name="adafactor", warmup_steps=1000, max_lr=0.01, min_lr=0.001,
+      decay_rate=0.8, momentum=0.9, b1=0.9, b2=0.999, eps=1e-8))
   config.seed = 0  # Parameters, dropout and the shuffled document order.
   config.parallelism = "pmap"  # pmap | shard_map (jit+shard_map; one host).
   config.log_every = 100  # Console line and TensorBoard scalars.
