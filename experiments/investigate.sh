@@ -116,3 +116,11 @@ PYEOF
 curriculum xl_curriculum24 xl
 curriculum s_curriculum24 melodi_s
 curriculum memorizing_curriculum24 memorizing
+# Memorizing's memory layer on top (layer 1 of 2) instead of at the bottom,
+# with the curriculum suite's warm-up (one run, one schedule): a copy needs
+# keys that know their previous token, which layer 0's keys cannot.
+run memorizing_upper_curriculum memorizing,160,dots,values \
+    --config.model.memory_layer=1 --config.num_steps=2000 \
+    --config.optimizer.warmup_steps=66 --config.data.curriculum.steps=1000 \
+    --config.data.curriculum.synthetic.min_recall_gap=24 \
+    --config.data.curriculum.synthetic.max_recall_gap=24
