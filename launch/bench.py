@@ -60,6 +60,9 @@ _DROPOUT = flags.DEFINE_float("dropout", 0.05, "Both dropout rates.")
 _REMAT = flags.DEFINE_string(
     "remat", "none", "Remat policy: none | window | dots (MELODI); "
     "none | layer | dots (baselines).")
+_SCAN = flags.DEFINE_bool(
+    "scan_layers", False, "MELODI: runs of layers without long memory under "
+    "one hk.layer_stack (compiled once).")
 _COMPILE_ONLY = flags.DEFINE_bool(
     "compile_only", False, "Compile and analyse memory; do not run.")
 _COMPARE = flags.DEFINE_bool(
@@ -93,7 +96,8 @@ def config_from_flags(model: str, remat: str):
       summary_size=_MEMORY.value,
       long_term_layers=(_LONG_LAYER.value,) if long_term else (),
       long_term_memory_size=_LONG_MEMORY.value if long_term else 0,
-      long_term_memory_increment=_INCREMENT.value if long_term else 0)
+      long_term_memory_increment=_INCREMENT.value if long_term else 0,
+      scan_layers=_SCAN.value)
 
 
 def training_flops(cfg: melodi_hk.MelodiConfig, batch: int) -> float:
