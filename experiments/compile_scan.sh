@@ -1,0 +1,38 @@
+#!/bin/bash
+# Compile time of the paper-size training step with scan_layers off and on
+# (README, Performance > Compile time), alternating off/on per depth so both
+# share the machine's load; each line of $OUT/compile_scan.jsonl is one
+# `launch.bench --compile_only` result plus the 1-minute load average.
+#   nice -n 10 bash experiments/compile_scan.sh /tmp/compile_scan [rounds]
+set -euo pipefail
+OUT=${1:-/tmp/compile_scan}; ROUNDS=${2:-1}
+mkdir -p "$OUT"
+PY=${PYTHON:-.venv/bin/python}
+for round in $(seq "$ROUNDS"); do
+  for layers in 4 13 24; do
+    for scan in false true; do
+      load=$(cut -d' ' -f1 /proc/loadavg)
+      line=$(JAX_PLATFORMS=cpu "$PY" -m launch.bench --compile_only \
+        --remat=none --num_layers="$layers" --long_layer=$((layers / 2)) \
+        --embed_dim=1024 --num_heads=8 --head_dim=128 --mlp_dim=4096 \
+        --window_length=512 --segment_length=4096 --memory=128 \
+        --long_memory=8192 --increment=64 --dtype=bfloat16 --batch=1 \
+        --vocab_size=32128 --scan_layers="$scan" 2>/dev/null | tail -1)
+      echo "{\"round\": $round, \"layers\": $layers, \"scan_layers\": $scan, \"load_before\": $load, \"load_after\": $(cut -d' ' -f1 /proc/loadavg), \"bench\": $line}" \
+        | tee -a "$OUT/compile_scan.jsonl"
+    done
+  done
+done
+"$PY" - "$OUT/compile_scan.jsonl" <<'PYEOF'
+import collections, json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+by = collections.defaultdict(list)
+for r in rows:
+  by[(r["layers"], r["scan_layers"])].append(r["bench"]["compile_s"])
+print("| layers | off | on | on/off | load (1 min) |\n|---|---|---|---|---|")
+for layers in sorted({k[0] for k in by}):
+  off, on = (statistics.median(by[(layers, s)]) for s in (False, True))
+  loads = [r["load_before"] for r in rows if r["layers"] == layers]
+  print(f"| {layers} | {off:.1f} s | {on:.1f} s | {on / off:.2f} | "
+        f"{min(loads):.0f}-{max(loads):.0f} |")
+PYEOF
