@@ -3,12 +3,14 @@
 # (README, Performance > Compile time), alternating off/on per depth so both
 # share the machine's load; each line of $OUT/compile_scan.jsonl is one
 # `launch.bench --compile_only` result plus the 1-minute load average.
+# Rerunning appends further rounds; the table gives medians over all rounds.
 #   nice -n 10 bash experiments/compile_scan.sh /tmp/compile_scan [rounds]
 set -euo pipefail
 OUT=${1:-/tmp/compile_scan}; ROUNDS=${2:-1}
 mkdir -p "$OUT"
 PY=${PYTHON:-.venv/bin/python}
-for round in $(seq "$ROUNDS"); do
+FIRST=$(( $(cat "$OUT/compile_scan.jsonl" 2>/dev/null | wc -l) / 6 ))
+for round in $(seq $((FIRST + 1)) $((FIRST + ROUNDS))); do
   for layers in 4 13 24; do
     for scan in false true; do
       load=$(cut -d' ' -f1 /proc/loadavg)

@@ -18,6 +18,7 @@ T 512, M = S = 32, long layer 2 with L 512 / I 16, batch 2, float32):
     --window_length=512 --segment_length=4096 --memory=128 --long_layer=6 \
     --long_memory=8192 --increment=64 --dtype=bfloat16 --batch=1 \
     --vocab_size=32128                                # paper size, analysed
+  bash experiments/compile_scan.sh /tmp/compile_scan  # compile, --scan_layers
 
 FLOPs are counted analytically for MELODI (matmuls and attention, x3 for
 training); the fraction is of a dense matmul's rate measured in-process.
