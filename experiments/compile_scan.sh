@@ -26,15 +26,19 @@ for round in $(seq $((FIRST + 1)) $((FIRST + ROUNDS))); do
   done
 done
 "$PY" - "$OUT/compile_scan.jsonl" <<'PYEOF'
-import collections, json, statistics, sys
+import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-by = collections.defaultdict(list)
-for r in rows:
-  by[(r["layers"], r["scan_layers"])].append(r["bench"]["compile_s"])
-print("| layers | off | on | on/off | load (1 min) |\n|---|---|---|---|---|")
-for layers in sorted({k[0] for k in by}):
-  off, on = (statistics.median(by[(layers, s)]) for s in (False, True))
+def median(layers, scan, key):
+  vals = [r["bench"][key] for r in rows if r["layers"] == layers
+          and r["scan_layers"] == scan and key in r["bench"]]
+  return statistics.median(vals) if vals else float("nan")
+print("| layers | wall off | wall on | on/off | CPU off | CPU on | on/off "
+      "| runs | load (1 min) |\n|---|---|---|---|---|---|---|---|---|")
+for layers in sorted({r["layers"] for r in rows}):
+  (w0, w1), (c0, c1) = ((median(layers, s, k) for s in (False, True))
+                        for k in ("compile_s", "compile_cpu_s"))
   loads = [r["load_before"] for r in rows if r["layers"] == layers]
-  print(f"| {layers} | {off:.1f} s | {on:.1f} s | {on / off:.2f} | "
+  print(f"| {layers} | {w0:.1f} s | {w1:.1f} s | {w1 / w0:.2f} | {c0:.1f} s "
+        f"| {c1:.1f} s | {c1 / c0:.2f} | {len(loads) // 2} | "
         f"{min(loads):.0f}-{max(loads):.0f} |")
 PYEOF
