@@ -35,8 +35,9 @@ def median(layers, scan, key):
 print("| layers | wall off | wall on | on/off | CPU off | CPU on | on/off "
       "| runs | load (1 min) |\n|---|---|---|---|---|---|---|---|---|")
 for layers in sorted({r["layers"] for r in rows}):
-  (w0, w1), (c0, c1) = ((median(layers, s, k) for s in (False, True))
-                        for k in ("compile_s", "compile_cpu_s"))
+  w0, w1, c0, c1 = [median(layers, s, k)
+                    for k in ("compile_s", "compile_cpu_s")
+                    for s in (False, True)]
   loads = [r["load_before"] for r in rows if r["layers"] == layers]
   print(f"| {layers} | {w0:.1f} s | {w1:.1f} s | {w1 / w0:.2f} | {c0:.1f} s "
         f"| {c1:.1f} s | {c1 / c0:.2f} | {len(loads) // 2} | "
