@@ -18,6 +18,7 @@ T 512, M = S = 32, long layer 2 with L 512 / I 16, batch 2, float32):
     --window_length=512 --segment_length=4096 --memory=128 --long_layer=6 \
     --long_memory=8192 --increment=64 --dtype=bfloat16 --batch=1 \
     --vocab_size=32128                                # paper size, analysed
+  bash experiments/compile_scan.sh /tmp/compile_scan  # compile, --scan_layers
 
 FLOPs are counted analytically for MELODI (matmuls and attention, x3 for
 training); the fraction is of a dense matmul's rate measured in-process.
@@ -60,6 +61,9 @@ _DROPOUT = flags.DEFINE_float("dropout", 0.05, "Both dropout rates.")
 _REMAT = flags.DEFINE_string(
     "remat", "none", "Remat policy: none | window | dots (MELODI); "
     "none | layer | dots (baselines).")
+_SCAN = flags.DEFINE_bool(
+    "scan_layers", False, "MELODI: runs of layers without long memory under "
+    "one hk.layer_stack (compiled once).")
 _COMPILE_ONLY = flags.DEFINE_bool(
     "compile_only", False, "Compile and analyse memory; do not run.")
 _COMPARE = flags.DEFINE_bool(
@@ -93,7 +97,8 @@ def config_from_flags(model: str, remat: str):
       summary_size=_MEMORY.value,
       long_term_layers=(_LONG_LAYER.value,) if long_term else (),
       long_term_memory_size=_LONG_MEMORY.value if long_term else 0,
-      long_term_memory_increment=_INCREMENT.value if long_term else 0)
+      long_term_memory_increment=_INCREMENT.value if long_term else 0,
+      scan_layers=_SCAN.value)
 
 
 def training_flops(cfg: melodi_hk.MelodiConfig, batch: int) -> float:
@@ -156,10 +161,13 @@ class Bench:
     self.batch = {"tokens": tokens,
                   "start_of_sequence": jnp.zeros((batch,), bool),
                   "loss_mask": jnp.ones_like(tokens, bool)}
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     self.step = train_lib.jit_update(cfg, opt).lower(
         state, self.batch).compile()
     self.compile_s = time.perf_counter() - start
+    # CPU seconds of this process: less sensitive than wall time to other
+    # jobs on a shared machine.
+    self.compile_cpu_s = time.process_time() - cpu
     self.state = None if compile_only else state
 
   def memory(self) -> dict:
@@ -186,6 +194,7 @@ def run_one(model: str) -> dict:
   bench = Bench(cfg, batch, _COMPILE_ONLY.value)
   out = dict(device=jax.devices()[0].device_kind, model=model,
              config=vars(cfg), batch=batch, compile_s=round(bench.compile_s, 2),
+             compile_cpu_s=round(bench.compile_cpu_s, 2),
              **bench.memory())
   if _COMPILE_ONLY.value:
     return out

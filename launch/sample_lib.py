@@ -8,6 +8,7 @@ random-init config; `sample` prefills the prompt (with a progress line) and
 prints the continuation as `melodi_hk.generate` produces it.
 """
 
+import dataclasses
 import json
 import sys
 import time
@@ -35,7 +36,7 @@ def load(workdir: str | None, config: ml_collections.ConfigDict | None,
     model_cfg = experiment.model_config(config)
     params = jax.jit(melodi_hk.build(model_cfg).init)(
         jax.random.PRNGKey(config.seed))
-    return config, model_cfg, params
+    return (config,) + _per_layer(model_cfg, params)
   path = epath.Path(workdir) / checkpoints.CONFIG_FILE
   if not path.exists():
     raise ValueError(f"No {checkpoints.CONFIG_FILE} in {workdir}: not a "
@@ -44,7 +45,15 @@ def load(workdir: str | None, config: ml_collections.ConfigDict | None,
   config = ml_collections.ConfigDict(json.loads(path.read_text()))
   model_cfg = experiment.model_config(config)
   params, _ = eval_lib.restore_params(config, model_cfg, workdir, step)
-  return config, model_cfg, params
+  return (config,) + _per_layer(model_cfg, params)
+
+
+def _per_layer(model_cfg, params):
+  """(model config, params) unstacked once: decoding runs layer by layer."""
+  if getattr(model_cfg, "scan_layers", False):
+    params = melodi_hk.unstack_layers(params, model_cfg)
+    model_cfg = dataclasses.replace(model_cfg, scan_layers=False)
+  return model_cfg, params
 
 
 def state_bytes(tree) -> int:

@@ -21,6 +21,9 @@ from melodi_hk.registry import memory_to_meliad
 from melodi_hk.registry import params_from_meliad
 from melodi_hk.registry import params_to_meliad
 from melodi_hk.registry import tiny
+# scan_layers' parameter layout <-> the per-layer one.
+from melodi_hk.stacking import stack_layers
+from melodi_hk.stacking import unstack_layers
 from melodi_hk.losses import lm_loss
 from melodi_hk.losses import LossOutput
 from melodi_hk.footprint import Footprint

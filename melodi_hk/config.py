@@ -111,6 +111,10 @@ class MelodiConfig(ModelConfig):
   # slots from cross-attention instead of letting them dilute it
   # (melodi_hk/README.md §13.2).
   mask_unwritten_long_memory: bool = False
+  # Compile each run of 2+ consecutive layers without long memory once,
+  # under one hk.layer_stack: same results, compile time flat in depth,
+  # parameters stacked under other names (melodi_hk.stack_layers converts).
+  scan_layers: bool = False
 
   REMAT_CHOICES: ClassVar[tuple[str, ...]] = MELODI_REMAT
   POSITIVE: ClassVar[tuple[str, ...]] = ModelConfig.POSITIVE + (
@@ -127,6 +131,9 @@ class MelodiConfig(ModelConfig):
           "(its summary would not be mixed and the first token of each "
           "window would attend to nothing); use at least 1.")
     self._validate_long_term()
+    if not isinstance(self.scan_layers, bool):
+      raise ValueError(f"scan_layers={self.scan_layers!r} must be True or "
+                       "False.")
 
   def _validate_long_term(self):
     layers, size = self.long_term_layers, self.long_term_memory_size

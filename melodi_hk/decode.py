@@ -69,7 +69,7 @@ def _melodi(cfg):
 
     def begin(memory):
       layers = []
-      for layer, short in zip(stack.layers, memory.short):
+      for layer, short in zip(stack.layers.values(), memory.short):
         keys, values = layer.attention.keys_values(short.tokens, False)
         layers.append(LayerKV(decode_layers.pad_block(keys, cfg.window_length),
                               decode_layers.pad_block(values,
@@ -80,7 +80,7 @@ def _melodi(cfg):
       del memory  # Everything needed is projected in `layers` and `long`.
       x = stack.embed(tokens[:, None])  # [B, 1, E]
       new = []
-      for l, layer in enumerate(stack.layers):
+      for l, layer in stack.layers.items():
         cache = (long[cfg.long_term_layers.index(l)] if layer.long_term
                  else None)
         x, kv = decode_layers.melodi_layer(
@@ -157,6 +157,14 @@ _FAMILIES = {config_lib.MelodiConfig: _melodi,
 @functools.cache  # One set of compiled functions per config.
 def decoder(cfg) -> Decoder:
   """The decoding functions of `cfg` (any of the three model configs)."""
+  if getattr(cfg, "scan_layers", False):
+    # The per-token path runs layer by layer; converting the params on
+    # every call would copy them per token.
+    raise ValueError(
+        "decoder: scan_layers=True is not supported; decode with "
+        "dataclasses.replace(cfg, scan_layers=False) and the params of "
+        "melodi_hk.unstack_layers(params, cfg), converted once (the memory "
+        "is the same in both).")
   model = registry.build(cfg)
   transformed, reset = _FAMILIES[type(cfg)](cfg)
   is_melodi = isinstance(cfg, config_lib.MelodiConfig)

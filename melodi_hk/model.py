@@ -11,6 +11,8 @@ at window k only needs layer l-1 at window k and its own memory after
 window k-1. The window step is a Haiku-transformed RNN core
 `(carry, tokens [B, W]) -> (logits [B, W, V], carry)`, unrolled by one
 `jax.lax.scan` over the *transformed* function with the parameters passed in.
+With `scan_layers`, runs of identical layers inside the step go through
+one `hk.layer_stack` each (stacking.py).
 """
 
 from typing import Callable, NamedTuple
@@ -25,10 +27,12 @@ from melodi_hk import layers
 from melodi_hk import losses
 from melodi_hk import memory as memory_lib
 from melodi_hk import nn
+from melodi_hk import stacking
 
 
 class WindowCarry(NamedTuple):
-  short: tuple[memory_lib.ShortTermMemory, ...]  # [B, M, E] per layer.
+  # [B, M, E] per group of stacking.groups ([n, B, M, E] for a run).
+  short: tuple[memory_lib.ShortTermMemory, ...]
   long: tuple[memory_lib.LongTermCache, ...]  # [B, L, ...] per long layer.
 
 
@@ -37,17 +41,20 @@ class MelodiStack(nn.TiedEmbeddingStack):
 
   def __init__(self, cfg: config_lib.MelodiConfig):
     super().__init__(cfg, name="melodi")
-    self.layers = [layers.MelodiLayer(cfg, l in cfg.long_term_layers,
-                                      name=f"layer_{l}")
-                   for l in range(cfg.num_layers)]
+    self.groups = stacking.groups(cfg)
+    # The layers that run alone, by index (all of them unless scan_layers).
+    self.layers = {g[0]: layers.MelodiLayer(cfg, g[0] in cfg.long_term_layers,
+                                            name=f"layer_{g[0]}")
+                   for g in self.groups if len(g) == 1}
 
   def begin_segment(self, memory: memory_lib.MelodiMemory,
                     is_training: bool) -> WindowCarry:
     """Projects each long memory to keys/values once per segment."""
     long_layers = [self.layers[l] for l in self.cfg.long_term_layers]
-    return WindowCarry(memory.short, tuple(
-        layer.long_term_cache(m, is_training)
-        for layer, m in zip(long_layers, memory.long)))
+    return WindowCarry(
+        stacking.stack_memory(memory.short, self.groups),
+        tuple(layer.long_term_cache(m, is_training)
+              for layer, m in zip(long_layers, memory.long)))
 
   def __call__(self, carry: WindowCarry, tokens: jax.Array,
                is_training: bool):
@@ -59,15 +66,41 @@ class MelodiStack(nn.TiedEmbeddingStack):
         init=hk.initializers.TruncatedNormal(0.25)).astype(cfg.dtype)
     u = jnp.broadcast_to(summary, (x.shape[0],) + summary.shape)  # [B, S, E]
     short, long = list(carry.short), list(carry.long)
-    for l, layer in enumerate(self.layers):
-      k = cfg.long_term_layers.index(l) if layer.long_term else None
-      x, u, short[l], cache = layer(x, u, short[l],
+    for g, group in enumerate(self.groups):
+      if len(group) > 1:
+        x, u, short[g] = _run(cfg, group, x, u, short[g], is_training)
+        continue
+      layer = self.layers[group[0]]
+      k = cfg.long_term_layers.index(group[0]) if layer.long_term else None
+      x, u, short[g], cache = layer(x, u, short[g],
                                     None if k is None else long[k],
                                     is_training)
       if k is not None:
         long[k] = cache
     # The last layer's summary output is discarded (melodi_hk/README.md §8).
     return self.head(x, is_training), WindowCarry(tuple(short), tuple(long))
+
+
+def _run(cfg, group, x, u, short: memory_lib.ShortTermMemory,
+         is_training: bool):
+  """A run of layers without long memory, compiled once: short [n, B, M, E].
+
+  A function, not a method: Haiku would put the method's name into the
+  stacked parameters' names.
+
+  Dropout keys are split per layer by the layer_stack, so in training
+  the masks are other draws than the per-layer model's.
+  """
+  def one_layer(xu, tokens):  # tokens [B, M, E]: this layer's memory.
+    layer = layers.MelodiLayer(cfg, False, name="layer")
+    x, u, new, _ = layer(*xu, memory_lib.ShortTermMemory(tokens), None,
+                         is_training)
+    return (x, u), new.tokens
+
+  (x, u), tokens = hk.layer_stack(
+      len(group), with_per_layer_inputs=True,
+      name=stacking.run_name(group))(one_layer)((x, u), short.tokens)
+  return x, u, memory_lib.ShortTermMemory(tokens)  # [n, B, M, E]
 
 
 def _transform(cfg: config_lib.MelodiConfig) -> hk.MultiTransformed:
@@ -128,7 +161,7 @@ def _build(cfg: config_lib.MelodiConfig):
                                  (tokens,) + inputs, cfg.window_length,
                                  step_rng)
     return out, memory_lib.MelodiMemory(
-        carry.short, tuple(memory_lib.LongTermMemory(c.tokens)
+        stacking.unstack_memory(carry.short, stacking.groups(cfg)), tuple(memory_lib.LongTermMemory(c.tokens)
                            for c in carry.long))
 
   def apply(params, memory, tokens, start_of_sequence, rng=None,

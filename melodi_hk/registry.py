@@ -22,6 +22,7 @@ from melodi_hk import footprint
 from melodi_hk import memorizing
 from melodi_hk import model as model_lib
 from melodi_hk import presets
+from melodi_hk import stacking
 from melodi_hk import transformer_xl
 
 
@@ -95,7 +96,25 @@ def _check_params(got: dict, want: dict, cfg) -> None:
       f"The params do not match this {type(cfg).__name__} "
       f"({len(diffs)} differences, e.g. {'; '.join(diffs[:3])}). Build the "
       "model from the config the params were made with, or make new params "
-      "with this model's `init`.")
+      f"with this model's `init`.{_layout_hint(got, want, cfg)}")
+
+
+def _layout_hint(got: dict, want: dict, cfg) -> str:
+  stacked = lambda shapes: any("melodi/layers_" in k for k in shapes)
+  if not isinstance(cfg, config_lib.MelodiConfig) or (
+      stacked(got) == stacked(want)):
+    return ""
+  fix = "stack_layers" if cfg.scan_layers else "unstack_layers"
+  return (f" This config has scan_layers={cfg.scan_layers} but the params "
+          f"are laid out for the other value; convert them with "
+          f"melodi_hk.{fix}(params, cfg).")
+
+
+def _per_layer(cfg):
+  """`cfg` with its layers unstacked: the layout meliad's names describe."""
+  if isinstance(cfg, config_lib.MelodiConfig) and cfg.scan_layers:
+    return dataclasses.replace(cfg, scan_layers=False)
+  return cfg
 
 
 def build_loss(cfg):
@@ -116,13 +135,22 @@ def params_from_meliad(flat: dict, cfg):
   Raises ValueError listing missing, unexpected and wrongly-shaped entries
   (e.g. an FFN with biases given to a config with ffn_bias=False).
   """
-  names, shapes = family(cfg).meliad_names(cfg)
-  return convert.from_flat(flat, names, shapes)
+  base = _per_layer(cfg)
+  names, shapes = family(base).meliad_names(base)
+  params = convert.from_flat(flat, names, shapes)
+  return stacking.stack_layers(params, cfg) if base is not cfg else params
 
 
 def params_to_meliad(params, cfg) -> dict:
-  """meliad's flat {path: array} of our parameters (or gradients)."""
-  names, _ = family(cfg).meliad_names(cfg)
+  """meliad's flat {path: array} of our parameters (or gradients).
+
+  With scan_layers, stacked runs are unstacked first (and `params_from_meliad`
+  stacks them), so meliad checkpoints and goldens load in either layout.
+  """
+  base = _per_layer(cfg)
+  names, _ = family(base).meliad_names(base)
+  if base is not cfg:
+    params = stacking.unstack_layers(params, cfg)
   return convert.to_flat(params, names)
 
 

@@ -32,10 +32,14 @@ relative_error = melodi_testing.relative_error
 
 class ForwardGoldenTest(parameterized.TestCase):
 
-  @parameterized.product(name=_FORWARD, remat=_REMAT)
-  def test_three_segments_match_reference(self, name, remat):
+  # scan_layers: params_from_meliad stacks runs of layers (stacking.py).
+  @parameterized.product(name=_FORWARD, remat_scan=(
+      [(remat, False) for remat in _REMAT] + [("none", True),
+                                              ("window", True)]))
+  def test_three_segments_match_reference(self, name, remat_scan):
+    remat, scan_layers = remat_scan
     cfg, g, flat = load_golden(name)
-    cfg = dataclasses.replace(cfg, remat=remat)
+    cfg = dataclasses.replace(cfg, remat=remat, scan_layers=scan_layers)
     model = melodi_hk.build(cfg)
     params = melodi_hk.params_from_meliad(flat, cfg)
     memory = model.init_memory(2)
@@ -73,13 +77,15 @@ class GradientGoldenTest(parameterized.TestCase):
 
   # in_scan: the training loss computed window by window (build_loss);
   # False: apply followed by lm_loss.
+  # scan_layers: params_to_meliad unstacks the gradients of stacked runs.
   @parameterized.product(name=_GRADS, segment=(1, 2), remat_in_scan=(
-      [("none", False)] + [(remat, True) for remat in _REMAT]))
+      [("none", False, False)] + [(remat, True, False) for remat in _REMAT]
+      + [("window", True, True)]))
   def test_segment_gradients_match_reference(self, name, segment,
                                              remat_in_scan):
-    remat, in_scan = remat_in_scan
+    remat, in_scan, scan_layers = remat_in_scan
     cfg, g, flat = load_golden(name)
-    cfg = dataclasses.replace(cfg, remat=remat)
+    cfg = dataclasses.replace(cfg, remat=remat, scan_layers=scan_layers)
     model = melodi_hk.build(cfg)
     training_loss = (melodi_hk.build_loss(cfg) if in_scan else
                      melodi_hk.loss_from_apply(model))
