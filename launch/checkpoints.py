@@ -20,6 +20,7 @@ array file, a deleted `_METADATA`) shows up only when it fails to restore:
 that name; nothing is deleted) and falls back to the next newest step.
 """
 
+import dataclasses
 import json
 import os
 
@@ -30,6 +31,7 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
+from launch import experiment
 from launch import orbax_workarounds
 from launch import state as state_lib
 
@@ -44,7 +46,9 @@ RESTART_FREE = ("num_steps", "optimizer.warmup_steps", "optimizer.max_lr",
                 "eval_every", "eval_batches", "parallelism")
 # Config fields added after runs were written, with the value that behaves
 # as the older code did: a saved config without the field resumes when the
-# current value is that one (an unset override, None, always is).
+# current value is that one (an unset override, None, always is). A model
+# field behaves as before at its dataclass default (new model behaviour is
+# opt-in, off by default).
 ADDED_FIELDS = {"parallelism": "pmap", "data.curriculum.steps": 0,
                 "optimizer.name": "adafactor", "optimizer.b1": 0.9,
                 "optimizer.b2": 0.999, "optimizer.eps": 1e-8}
@@ -236,7 +240,8 @@ def check_config(workdir: str, config: ml_collections.ConfigDict,
                     "against this config before anything is written.", path)
     return
   changes = _differences(json.loads(path.read_text()),
-                         json.loads(config.to_json_best_effort()))
+                         json.loads(config.to_json_best_effort()),
+                         _added_fields(config))
   refused = [c for key, c in changes if key not in RESTART_FREE]
   if refused:
     raise ValueError(
@@ -258,12 +263,17 @@ def store_config(workdir: str, config: ml_collections.ConfigDict) -> None:
   path.write_text(json.dumps(current, indent=2, sort_keys=True))
 
 
-def _behaves_as_before(key: str, value) -> bool:
-  """Whether a field the saved config lacks keeps the older behaviour."""
-  return value is None or (key in ADDED_FIELDS and ADDED_FIELDS[key] == value)
+def _added_fields(config: ml_collections.ConfigDict) -> dict[str, object]:
+  """ADDED_FIELDS and "model.<field>": default of the run's model class."""
+  added = dict(ADDED_FIELDS)
+  model_class = experiment.MODEL_CLASSES.get(config.get("model_name"))
+  for field in dataclasses.fields(model_class or ()):
+    if field.default is not dataclasses.MISSING:  # As JSON stores it.
+      added[f"model.{field.name}"] = json.loads(json.dumps(field.default))
+  return added
 
 
-def _differences(saved: dict, current: dict,
+def _differences(saved: dict, current: dict, added: dict[str, object],
                  prefix: str = "") -> list[tuple[str, str]]:
   """(key, 'key: saved -> now') for every leaf that differs."""
   changes = []
@@ -272,9 +282,10 @@ def _differences(saved: dict, current: dict,
     if old == "<absent>" and isinstance(new, dict):
       old = {}  # Compare the new subtree leaf by leaf.
     if isinstance(old, dict) and isinstance(new, dict):
-      changes += _differences(old, new, f"{prefix}{key}.")
-    elif old == "<absent>" and _behaves_as_before(f"{prefix}{key}", new):
-      continue
+      changes += _differences(old, new, added, f"{prefix}{key}.")
+    elif old == "<absent>" and (new is None or
+                                added.get(f"{prefix}{key}", old) == new):
+      continue  # A field added since, at the value that behaves as before.
     elif old != new:
       changes.append((f"{prefix}{key}", f"{prefix}{key}: {old!r} -> {new!r}"))
   return changes

@@ -273,9 +273,15 @@ class ReliabilityTest(parameterized.TestCase):
     del saved["data"]["curriculum"], saved["parallelism"]  # An older run.
     for field in ("name", "b1", "b2", "eps"):
       del saved["optimizer"][field]
+    del saved["model"]["remat"], saved["model"]["scan_layers"]
     with open(path, "w") as f:
       json.dump(saved, f)
     checkpoints.check_config(workdir, config, has_checkpoint=True)
+    config.model.scan_layers = True
+    with self.assertRaisesRegex(ValueError, r"scan_layers: '<absent>' -> "
+                                "True"):
+      checkpoints.check_config(workdir, config, has_checkpoint=True)
+    config.model.scan_layers = False
     config.data.curriculum.steps = 2
     config.data.curriculum.synthetic.min_recall_gap = 24
     with self.assertRaisesRegex(ValueError, r"data.curriculum.steps: "
