@@ -113,13 +113,18 @@ def _relative(x, reference) -> jax.Array:  # max |x - ref| / max |ref|
 
 def build(cfg):
   """(begin(params, memory) -> carry, step(params, carry, tokens [B, W]))."""
+  if cfg.scan_layers:
+    raise ValueError(
+        "attention_probe reads the layers one by one; probe the per-layer "
+        "model: dataclasses.replace(cfg, scan_layers=False) with "
+        "melodi_hk.unstack_layers(params, cfg).")
   def template():
     with mock.patch.object(layers, "MelodiLayer", ProbeLayer):
       stack = model_lib.MelodiStack(cfg)
 
     def step(carry, tokens):
       logits, carry = stack(carry, tokens, False)
-      return logits, carry, [layer.probe for layer in stack.layers]
+      return logits, carry, [layer.probe for layer in stack.layers.values()]
 
     def init(memory, tokens):
       return step(stack.begin_segment(memory, False), tokens)
