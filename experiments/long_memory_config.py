@@ -13,7 +13,9 @@ launch/configs/passkey.py for the second part), variant one of VARIANTS:
 - "mask": mask_unwritten_long_memory=True (unwritten long-memory slots
   hidden from the cross-attention instead of attended as zeros);
 - "lower": the long-term layer is layer 0, the lower of the 2 layers;
-- "deep3": 3 layers, the long-term layer in the middle (layer 1).
+- "deep3": 3 layers, the long-term layer in the middle (layer 1);
+- "longscale": long_memory_scale=True (the cross-attention over the long
+  memory learns its own temperature instead of sharing its layer's).
 Everything else is the passkey row as given. The runs and what they show:
 experiments/long_memory_ablations.sh and
 experiments/results/long_memory_ablations/FINDINGS.md.
@@ -23,7 +25,7 @@ import ml_collections
 
 from launch.configs import passkey
 
-VARIANTS = ("base", "mask", "lower", "deep3")
+VARIANTS = ("base", "mask", "lower", "deep3", "longscale")
 
 
 def get_config(arg: str) -> ml_collections.ConfigDict:
@@ -41,6 +43,8 @@ def get_config(arg: str) -> ml_collections.ConfigDict:
   elif variant == "deep3":
     config.model.num_layers = 3
     config.model.long_term_layers = (1,)
+  elif variant == "longscale":
+    config.model.long_memory_scale = True
   else:
     raise ValueError(f"Unknown variant {variant!r} in {arg!r}; use one of "
                      f"{VARIANTS}.")

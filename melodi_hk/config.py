@@ -111,6 +111,12 @@ class MelodiConfig(ModelConfig):
   # slots from cross-attention instead of letting them dilute it
   # (melodi_hk/README.md §13.2).
   mask_unwritten_long_memory: bool = False
+  # Improvement, off by default. False: the cross-attention over the long
+  # memory uses its layer's learned temperature, as meliad does. True: it
+  # learns its own per-head temperature (`long_scale` in the long-term
+  # layer, initialised like the layer's `scale`), so it can sharpen over L
+  # unit-norm keys without position bias independently of self-attention.
+  long_memory_scale: bool = False
   # Compile each run of 2+ consecutive layers without long memory once,
   # under one hk.layer_stack: same results, compile time flat in depth,
   # parameters stacked under other names (melodi_hk.stack_layers converts).
@@ -131,9 +137,15 @@ class MelodiConfig(ModelConfig):
           "(its summary would not be mixed and the first token of each "
           "window would attend to nothing); use at least 1.")
     self._validate_long_term()
-    if not isinstance(self.scan_layers, bool):
-      raise ValueError(f"scan_layers={self.scan_layers!r} must be True or "
-                       "False.")
+    for name in ("scan_layers", "long_memory_scale"):
+      if not isinstance(getattr(self, name), bool):
+        raise ValueError(f"{name}={getattr(self, name)!r} must be True or "
+                         "False.")
+    if self.long_memory_scale and not self.long_term_layers:
+      raise ValueError(
+          "long_memory_scale=True needs a long-term memory, but "
+          "long_term_layers is empty; name the layer (e.g. long_term_layers="
+          "(num_layers // 2,)) or set long_memory_scale=False.")
 
   def _validate_long_term(self):
     layers, size = self.long_term_layers, self.long_term_memory_size

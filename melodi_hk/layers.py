@@ -122,8 +122,16 @@ class MelodiLayer(hk.Module):
       mask = jnp.broadcast_to(written[:, None, :], (
           written.shape[0], queries.shape[1], written.shape[1]))  # [B, W+S, L]
     return attention.attend(
-        queries, long.keys, long.values, self.attention.scale(), mask=mask,
+        queries, long.keys, long.values, self.long_scale(), mask=mask,
         dropout_rate=self.cfg.attention_dropout_rate, is_training=is_training)
+
+  def long_scale(self) -> jax.Array:  # [H]
+    """The cross-attention's temperature: the layer's own unless the config
+    gives the long memory its own (a meliad quirk shares it)."""
+    if not self.cfg.long_memory_scale:
+      return self.attention.scale()
+    return jnp.abs(hk.get_parameter("long_scale", [self.cfg.num_heads],
+                                    jnp.float32, init=jnp.ones))
 
   def _gate(self, self_att, cross_att):  # [B, W+S, H, D] each
     gate = hk.get_parameter(

@@ -41,6 +41,12 @@ class MelodiConfigTest(parameterized.TestCase):
        "cannot run a MELODI layer without short-term memory"),
       ("dropout of one", {"dropout_rate": 1.0}, r"dropout_rate=1.0"),
       ("unknown dtype", {"dtype": "float16"}, "dtype='float16'"),
+      ("long scale not a bool", {"long_memory_scale": 1},
+       "long_memory_scale=1 must be True or False"),
+      ("long scale without long memory", {
+          "long_memory_scale": True, "long_term_layers": (),
+          "long_term_memory_size": 0, "long_term_memory_increment": 0},
+       "long_memory_scale=True needs a long-term memory"),
   )
   def test_bad_values_are_named(self, overrides, message):
     with self.assertRaisesRegex(ValueError, message):

@@ -25,6 +25,7 @@ _SMALL = dict(vocab_size=_VOCAB, num_layers=2, embed_dim=16, num_heads=2,
 CONFIGS = {
     "melodi": mt.tiny_config(),
     "melodi_masked_long": mt.tiny_config(mask_unwritten_long_memory=True),
+    "melodi_long_scale": mt.tiny_config(long_memory_scale=True),
     "melodi_m_ne_s": mt.tiny_config(short_term_memory_size=3),
     "transformer_xl": melodi_hk.TransformerXLConfig(
         window_length=8, segment_length=16, **_SMALL),
@@ -46,7 +47,12 @@ _RESETS = (np.array([True, True]), np.array([False, False]),
 def _model(name):
   cfg = CONFIGS[name]
   model = melodi_hk.build(cfg)
-  return cfg, model, jax.jit(model.init)(jax.random.PRNGKey(1))
+  params = jax.jit(model.init)(jax.random.PRNGKey(1))
+  # The long memory's own temperature starts equal to its layer's; move it
+  # so that decoding with the layer's would not match `apply`.
+  params = {m: {n: v * 3.0 if n == "long_scale" else v for n, v in p.items()}
+            for m, p in params.items()}
+  return cfg, model, params
 
 
 def _setup(name):

@@ -167,5 +167,52 @@ class MaskUnwrittenLongMemoryTest(absltest.TestCase):
     self.assertGreater(float(diff), 1e-3)
 
 
+class LongMemoryScaleTest(absltest.TestCase):
+  """The opt-in temperature of the long memory's cross-attention."""
+
+  def _logits(self, cfg, params):
+    model = jitted_model(cfg)
+    long = jax.random.normal(jax.random.PRNGKey(3), (
+        _B, cfg.long_term_memory_size, cfg.embed_dim))  # [B, L, E], all full
+    memory = model.init_memory(_B)._replace(
+        long=(melodi_hk.LongTermMemory(long),))
+    tokens = jax.random.randint(jax.random.PRNGKey(4), (_B, _T), 1, _V)
+    return model.apply(params, memory, tokens, jnp.zeros(_B, bool))[0]
+
+  def _params(self):
+    on = tiny_config(long_memory_scale=True)
+    params = jitted_model(on).init(jax.random.PRNGKey(0))
+    layer = f"melodi/~/layer_{on.long_term_layers[0]}"
+    return on, params, layer
+
+  def test_flag_off_keeps_the_reference_parameters(self):
+    on, params, layer = self._params()
+    off = jitted_model(tiny_config()).init(jax.random.PRNGKey(0))
+    found = [(m, n) for m in params for n in params[m] if n == "long_scale"]
+    self.assertEqual(found, [(layer, "long_scale")])
+    self.assertEqual(params[layer]["long_scale"].shape, (on.num_heads,))
+    without = {m: {n: v for n, v in p.items() if n != "long_scale"}
+               for m, p in params.items()}
+    chex.assert_trees_all_equal(without, off)
+    # Initialised like the layer's own temperature.
+    chex.assert_trees_all_equal(params[layer]["long_scale"],
+                                params[f"{layer}/~/attention"]["scale"])
+
+  def test_own_scale_equal_to_the_layers_gives_the_reference(self):
+    on, params, layer = self._params()
+    shared = params[f"{layer}/~/attention"]["scale"] * jnp.array([1.7, -0.6])
+    params = jax.tree.map(lambda x: x, params)
+    params[f"{layer}/~/attention"]["scale"] = shared
+    off = {m: {n: v for n, v in p.items() if n != "long_scale"}
+           for m, p in params.items()}
+    params[layer]["long_scale"] = jnp.abs(shared)  # |s| is what is used.
+    reference = self._logits(tiny_config(), off)
+    chex.assert_trees_all_close(self._logits(on, params), reference,
+                                atol=1e-6)
+    params[layer]["long_scale"] = jnp.array([8.0, 0.1])
+    diff = jnp.abs(self._logits(on, params) - reference).max()
+    self.assertGreater(float(diff), 1e-3)
+
+
 if __name__ == "__main__":
   absltest.main()
