@@ -22,7 +22,8 @@ share of cross-attention mass on long-memory slots written so far, the mean
 from the cross-attention, |(1-a) c| / (|a s| + |(1-a) c|) per head. It
 also prints each layer's learned per-head temperature |scale|, which the
 cross-attention shares (unit-norm keys and queries, no position bias: a
-slot's logit is at most |scale|).
+slot's logit is at most |scale|), or, with long_memory_scale, the long
+layer's own |long_scale| next to it.
 
 The weights are recomputed by a subclass of MelodiLayer that the probe
 swaps in while building the stack; the model code is unchanged, and
@@ -88,7 +89,7 @@ class ProbeLayer(layers.MelodiLayer):
       mask = jnp.broadcast_to(written[:, None, None, :], (  # [B, 1, Q, L]
           written.shape[0], 1, queries.shape[1], written.shape[1]))
     weights = attention.safe_softmax(attention._scores(  # [B, H, Q, L]
-        queries, long.keys, self.attention.scale(), None, mask))
+        queries, long.keys, self.long_scale(), None, mask))
     cross = jnp.einsum("bhqk,bkhd->bqhd", weights.astype(long.values.dtype),
                        long.values)  # [B, Q, H, D]
     reference = self._cross_attention(queries, long, False)
@@ -237,6 +238,9 @@ def probe_run(workdir: str, max_batches: int = 32) -> dict:
     offsets += t
   scales = {m.split("/")[2]: np.abs(np.asarray(v["scale"])).tolist()
             for m, v in params.items() if m.endswith("~/attention")}
+  scales.update({f"{m.split('/')[2]} long": np.abs(np.asarray(
+      v["long_scale"])).tolist() for m, v in params.items()
+                 if "long_scale" in v})
   return dict(workdir=workdir, step=step, batches=max_batches,
               max_check=max(checks), scale=scales, shares=shares.result())
 
@@ -267,7 +271,7 @@ def main(argv: list[str]) -> None:
   print(markdown(results))
   print("\nlargest |recomputed - layer's own| attention output (relative): "
         + ", ".join(f"{r['max_check']:.1e}" for r in results))
-  for r in results:  # Cross-attention shares the layer's temperature.
+  for r in results:  # "<layer> long": the cross-attention's own, if any.
     print(f"\n{r['workdir']}: learned |scale| per head " + "; ".join(
         f"{layer} " + "/".join(f"{v:.2f}" for v in s)
         for layer, s in r["scale"].items()))

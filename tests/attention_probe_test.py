@@ -57,6 +57,22 @@ class ProbeTest(parameterized.TestCase):
           self.assertTrue(np.all(probe["long_written"] < 1.0))
           self.assertTrue(np.all(probe["long_written"] > 0.0))
 
+  def test_probe_reads_the_long_memorys_own_scale(self):
+    cfg = melodi_hk.MelodiConfig(**_FIELDS, long_term_layers=(1,),
+                                 long_memory_scale=True)
+    model = melodi_hk.build(cfg)
+    params = model.init(jax.random.PRNGKey(0))
+    # Unlike its initial value, unequal to the layer's own |scale|.
+    params["melodi/~/layer_1"]["long_scale"] = np.array([4.0, 0.3])
+    tokens = np.asarray(jax.random.randint(jax.random.PRNGKey(1), (3, 24),
+                                           0, 32))
+    sos = np.array([True, False, True])
+    _, probes, _ = attention_probe.probe_segment(
+        cfg, attention_probe.build(cfg), params, model.init_memory(3),
+        tokens, sos)
+    for window in probes[1:]:  # From the second window on, slots are written.
+      self.assertLess(window[1]["long_check"], 1e-5)
+
   def test_labels_follow_scores_positions(self):
     mention = attention_probe.synthetic.Mention(5, 8, True, 40)
     first = attention_probe.synthetic.Mention(1, 4, False, 0)
