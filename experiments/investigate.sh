@@ -1,7 +1,8 @@
 #!/bin/bash
 # The passkey investigation (README "The paper's comparisons at small scale").
 # Usage: bash experiments/investigate.sh /tmp/ev [names...]
-# Each run trains launch/configs/passkey.py with held-out eval every 250 steps
+# Each run trains launch/configs/passkey.py (or $CONFIG, e.g.
+# experiments/long_memory_config.py) with held-out eval every 250 steps
 # (<workdir>/eval_log.jsonl), then scores the final checkpoint with memory
 # carried / reset every segment / long memory reset into <workdir>/eval.json.
 set -e
@@ -9,16 +10,17 @@ ROOT=${1:-/tmp/ev}; shift || true
 NAMES="$*"
 PY=.venv/bin/python
 modes() {  # reset_long only where there is a long memory
-  case $1 in melodi_sl*|melodi_l*) echo carried,reset_segment,reset_long ;;
+  case $1 in melodi_sl*|melodi_l*|*,melodi_sl*|*,melodi_l*)
+               echo carried,reset_segment,reset_long ;;
              *) echo carried,reset_segment ;; esac
 }
 run() {  # name, config arg, extra flags...
   local name=$1 arg=$2; shift 2
   [ -z "$NAMES" ] || [[ " $NAMES " == *" $name "* ]] || return 0
-  local dir=$ROOT/$name
-  $PY -m launch.train --config=launch/configs/passkey.py:$arg \
+  local dir=$ROOT/$name config=${CONFIG:-launch/configs/passkey.py}
+  $PY -m launch.train --config=$config:$arg \
       --workdir=$dir "$@"
-  $PY -m launch.eval --config=launch/configs/passkey.py:$arg --workdir=$dir \
+  $PY -m launch.eval --config=$config:$arg --workdir=$dir \
       --memory_modes=$(modes $arg) --output=$dir/eval.json \
       "$@"
 }
@@ -121,6 +123,14 @@ curriculum memorizing_curriculum24 memorizing
 # keys that know their previous token, which layer 0's keys cannot.
 run memorizing_upper_curriculum memorizing,160,dots,values \
     --config.model.memory_layer=1 --config.num_steps=2000 \
+    --config.optimizer.warmup_steps=66 --config.data.curriculum.steps=1000 \
+    --config.data.curriculum.synthetic.min_recall_gap=24 \
+    --config.data.curriculum.synthetic.max_recall_gap=24
+# MELODI S+L with the same one-run curriculum, its long-memory
+# cross-attention learning its own temperature (long_memory_scale=True)
+# instead of sharing its layer's: experiments/results/sl_longscale/.
+CONFIG=experiments/long_memory_config.py run sl_longscale_curriculum \
+    longscale,melodi_sl,160,dots,values --config.num_steps=2000 \
     --config.optimizer.warmup_steps=66 --config.data.curriculum.steps=1000 \
     --config.data.curriculum.synthetic.min_recall_gap=24 \
     --config.data.curriculum.synthetic.max_recall_gap=24
