@@ -267,7 +267,7 @@ def _added_fields(config: ml_collections.ConfigDict) -> dict[str, object]:
   """ADDED_FIELDS and "model.<field>": default of the run's model class."""
   added = dict(ADDED_FIELDS)
   model_class = experiment.MODEL_CLASSES.get(config.get("model_name"))
-  for field in dataclasses.fields(model_class or ()):
+  for field in dataclasses.fields(model_class) if model_class else ():
     if field.default is not dataclasses.MISSING:  # As JSON stores it.
       added[f"model.{field.name}"] = json.loads(json.dumps(field.default))
   return added
