@@ -9,6 +9,7 @@ set -e
 ROOT=${1:-/tmp/ev}; shift || true
 NAMES="$*"
 PY=.venv/bin/python
+source experiments/common.sh
 modes() {  # reset_long only where there is a long memory
   case $1 in melodi_sl*|melodi_l*|*,melodi_sl*|*,melodi_l*)
                echo carried,reset_segment,reset_long ;;
@@ -50,14 +51,7 @@ if [ -z "$NAMES" ] || [[ " $NAMES " == *" sl_curriculum "* ]]; then
   NAMES=sl_curriculum run sl_curriculum melodi_sl,40,dots,values \
       --config.num_steps=1000 $FLAGS
   cp "$ROOT/sl_curriculum/eval.json" "$ROOT/sl_curriculum/eval_gap40.json"
-  $PY - "$ROOT/sl_curriculum" <<'PYEOF'
-import json, sys
-path = sys.argv[1] + "/config.json"
-config = json.load(open(path))
-config["data"]["synthetic"]["min_recall_gap"] = 160
-config["num_steps"] = 2000
-json.dump(config, open(path, "w"), indent=2, sort_keys=True)
-PYEOF
+  continue_at_gap "$ROOT/sl_curriculum" 160 2000
   NAMES=sl_curriculum run sl_curriculum melodi_sl,160,dots,values \
       --config.num_steps=2000 $FLAGS
 fi
@@ -86,14 +80,7 @@ run sl24_values melodi_sl,24,dots,values --config.num_steps=1000 \
 if [ -z "$NAMES" ] || [[ " $NAMES " == *" sl_curriculum24 "* ]]; then
   rm -rf "$ROOT/sl_curriculum24" && cp -r "$ROOT/sl24_values" \
       "$ROOT/sl_curriculum24"
-  $PY - "$ROOT/sl_curriculum24" <<'PYEOF'
-import json, sys
-path = sys.argv[1] + "/config.json"
-config = json.load(open(path))
-config["data"]["synthetic"]["min_recall_gap"] = 160
-config["num_steps"] = 2000
-json.dump(config, open(path, "w"), indent=2, sort_keys=True)
-PYEOF
+  continue_at_gap "$ROOT/sl_curriculum24" 160 2000
   NAMES=sl_curriculum24 run sl_curriculum24 melodi_sl,160,dots,values \
       --config.num_steps=2000 --config.optimizer.warmup_steps=33
 fi
@@ -105,14 +92,7 @@ curriculum() {
   NAMES=${name}_24 run ${name}_24 $model,24,dots,values \
       --config.num_steps=1000 $flags
   rm -rf "$ROOT/$name" && cp -r "$ROOT/${name}_24" "$ROOT/$name"
-  $PY - "$ROOT/$name" <<'PYEOF'
-import json, sys
-path = sys.argv[1] + "/config.json"
-config = json.load(open(path))
-config["data"]["synthetic"]["min_recall_gap"] = 160
-config["num_steps"] = 2000
-json.dump(config, open(path, "w"), indent=2, sort_keys=True)
-PYEOF
+  continue_at_gap "$ROOT/$name" 160 2000
   NAMES=$name run $name $model,160,dots,values --config.num_steps=2000 $flags
 }
 curriculum xl_curriculum24 xl

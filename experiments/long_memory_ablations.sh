@@ -20,6 +20,7 @@ set -e
 ROOT=${1:-/tmp/ev}; shift || true
 VARIANTS="${*:-mask lower deep3 report}"
 PY=.venv/bin/python
+source experiments/common.sh
 CONFIG=experiments/long_memory_config.py
 OUT=experiments/results/long_memory_ablations
 SEED=${SEED:-0}
@@ -36,14 +37,7 @@ ablate() {  # variant
   local v=$1 dir=$ROOT/ablate_$1$SUFFIX
   run ${dir}_24 $v,melodi_sl,24,dots,values --config.num_steps=1000 $FLAGS
   rm -rf "$dir" && cp -r "${dir}_24" "$dir"
-  $PY - "$dir" <<'PYEOF'
-import json, sys
-path = sys.argv[1] + "/config.json"
-config = json.load(open(path))
-config["data"]["synthetic"]["min_recall_gap"] = 160
-config["num_steps"] = 2000
-json.dump(config, open(path, "w"), indent=2, sort_keys=True)
-PYEOF
+  continue_at_gap "$dir" 160 2000
   run $dir $v,melodi_sl,160,dots,values --config.num_steps=2000 $FLAGS
   score $dir $CONFIG:$v,melodi_sl,160,dots,values
 }

@@ -236,8 +236,13 @@ class Attention(hk.Module):
             _unit(self._heads(self.query(zn[:, first_query:]))))
 
   def scale(self) -> jax.Array:  # [H]
-    return jnp.abs(hk.get_parameter("scale", [self.num_heads], jnp.float32,
-                                    init=jnp.ones))
+    return temperature("scale", self.num_heads)
 
   def output(self, heads: jax.Array) -> jax.Array:  # [B, n, H, D] -> [B, n, E]
     return self.out(heads.reshape(heads.shape[:-2] + (-1,)))
+
+
+def temperature(name: str, num_heads: int) -> jax.Array:  # [H]
+  """A learned per-head attention temperature |s|, starting at 1."""
+  return jnp.abs(hk.get_parameter(name, [num_heads], jnp.float32,
+                                  init=jnp.ones))

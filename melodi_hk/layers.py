@@ -130,8 +130,7 @@ class MelodiLayer(hk.Module):
     gives the long memory its own (a meliad quirk shares it)."""
     if not self.cfg.long_memory_scale:
       return self.attention.scale()
-    return jnp.abs(hk.get_parameter("long_scale", [self.cfg.num_heads],
-                                    jnp.float32, init=jnp.ones))
+    return attention.temperature("long_scale", self.cfg.num_heads)
 
   def _gate(self, self_att, cross_att):  # [B, W+S, H, D] each
     gate = hk.get_parameter(

@@ -64,7 +64,11 @@ def run_name(group: tuple[int, ...]) -> str:
 
 
 def stack_layers(params: dict, cfg: config_lib.MelodiConfig) -> dict:
-  """Per-layer params (or gradients) -> the layout of scan_layers=True."""
+  """Per-layer params (or gradients) -> the layout of scan_layers=True.
+
+  Each run of n layers becomes one module `melodi/layers_<a>_<b>/layer/...`
+  whose leaves are the layers' leaves stacked: [n, ...] from n x [...].
+  """
   _require_layout(params, cfg, stacked=False)
   out = {k: v for k, v in params.items() if not _in_run(k, cfg)}
   for group in (g for g in groups(cfg, scan=True) if len(g) > 1):
@@ -83,7 +87,7 @@ def stack_layers(params: dict, cfg: config_lib.MelodiConfig) -> dict:
 
 
 def unstack_layers(params: dict, cfg: config_lib.MelodiConfig) -> dict:
-  """The inverse of `stack_layers`: one module per layer again."""
+  """The inverse of `stack_layers`: [n, ...] leaves back to n x [...]."""
   _require_layout(params, cfg, stacked=True)
   out = {}
   for key, value in params.items():
