@@ -13,7 +13,8 @@
 # later runs reported as skipped. Writes $OUT/runs.jsonl (one line per run:
 # the bench JSON, or its error) and $OUT/table.md, and nothing else.
 #
-# Once, here (the wheels the device machine lacks; .whl/ is git-ignored):
+# Once, here, in the checkout the tool `run` sends (the session's own), the
+# wheels the device machine lacks (.whl/ is git-ignored; 0.4 MB):
 #   bash experiments/gpu_paper_size.sh fetch
 # Then the device call, tool `run`:
 #   command:   bash experiments/gpu_paper_size.sh

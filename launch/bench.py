@@ -24,11 +24,9 @@ FLOPs are counted analytically (launch/bench_lib.py: matmuls and attention,
 x3 for training); `flop_utilisation` is their rate over a dense matmul's
 measured in-process, `mfu` over the card's datasheet peak (None for cards
 bench_lib does not know). `peak_bytes_in_use` / `bytes_limit` are the
-device allocator's (None on CPU). --max_batch finds the largest batch whose
-compiled step fits the device and times that:
-
-  python -m launch.bench --max_batch --dtype=bfloat16 ...   # on a GPU/TPU
-  bash experiments/gpu_paper_size.sh                        # paper size, GPU
+device allocator's (None on CPU). --max_batch times the largest batch
+whose compiled step fits the device; experiments/gpu_paper_size.sh runs the
+paper's size on one GPU.
 """
 
 import json
@@ -85,7 +83,7 @@ _MAX_BATCH = flags.DEFINE_bool(
     "compiled step fits the device's memory, then time it.")
 _MAX_BYTES = flags.DEFINE_integer(
     "max_batch_bytes", 0, "--max_batch: device bytes the step may hold; 0: "
-    "95% of the device allocator's limit (must be given on CPU).")
+    "95% of the device allocator's limit (give it on CPU, which has none).")
 _MAX_LIMIT = flags.DEFINE_integer("max_batch_limit", 256,
                                   "--max_batch: largest batch tried.")
 _MAX_SECONDS = flags.DEFINE_float(
@@ -205,31 +203,19 @@ def run_one(model: str) -> dict:
   return out
 
 
-def max_batch_budget() -> int:
-  """--max_batch_bytes, else 95% of the allocator's limit: the rest is
-  headroom for fragmentation and the buffers outside the step."""
-  if _MAX_BYTES.value:
-    return _MAX_BYTES.value
-  limit = bench_lib.device_memory(jax.devices()[0])["bytes_limit"]
-  if limit is None:
-    raise ValueError(f"{jax.default_backend()} reports no memory limit; "
-                     "pass --max_batch_bytes=<bytes the step may hold>.")
-  return int(0.95 * limit)
-
-
 def run_max_batch(model: str) -> dict:
-  """Times the largest batch whose compiled step fits `max_batch_budget`.
+  """Times the largest batch whose compiled step fits `memory_budget`.
 
   Fit is judged from XLA's memory analysis of each compiled step, not by
-  running until out of memory: on GPU XLA takes each step's temporaries
-  as one buffer of exactly the analysed size, so the analysis is what the
-  allocator will be asked for, and a probe costs a compile, no run (an
-  out-of-memory error can also leave the allocator fragmented for the
-  probes after it). The first two probes (B = 1, 2) place a line whose
-  crossing of the budget is the search's first guess.
+  running until out of memory: XLA's GPU buffer assignment packs a step's
+  temporaries into one allocation of the analysed size, so the analysis is
+  what the allocator is asked for, less library workspaces (hence the 5%
+  headroom); a probe costs a compile and no run, and leaves no fragments.
+  B = 1, 2 place a line whose crossing of the budget is the first guess.
+  Should the chosen batch still run out of memory, 90% of it is timed.
   """
-  cfg, budget, start = config_from_flags(model, _REMAT.value), \
-      max_batch_budget(), time.monotonic()
+  cfg, start = config_from_flags(model, _REMAT.value), time.monotonic()
+  budget = bench_lib.memory_budget(jax.devices()[0], _MAX_BYTES.value)
   compiled = {}
 
   def step_bytes(batch: int) -> int:
@@ -249,8 +235,16 @@ def run_max_batch(model: str) -> dict:
   if batch == 0:
     raise ValueError(f"Batch 1 needs {step_bytes(1)} bytes, over the budget "
                      f"of {budget}; try --remat=window or a smaller size.")
-  bench = compiled[batch]
-  bench.allocate()
+  bench = compiled.pop(batch)
+  try:
+    bench.allocate()
+    return dict(describe(bench, model), max_batch=search, **measure(bench))
+  except jax.errors.JaxRuntimeError as error:
+    if "RESOURCE_EXHAUSTED" not in str(error):
+      raise
+  del bench  # Frees its state before the smaller one is made.
+  search["out_of_memory_at"] = batch
+  bench = Bench(cfg, max(1, batch * 9 // 10), compile_only=False)
   return dict(describe(bench, model), max_batch=search, **measure(bench))
 
 
@@ -286,13 +280,8 @@ def compare() -> dict:
 
 def main(argv):
   del argv
-  if _COMPARE.value:
-    out = compare()
-  elif _MAX_BATCH.value:
-    out = run_max_batch(_MODEL.value)
-  else:
-    out = run_one(_MODEL.value)
-  print(json.dumps(out))
+  print(json.dumps(compare() if _COMPARE.value else run_max_batch(
+      _MODEL.value) if _MAX_BATCH.value else run_one(_MODEL.value)))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ import time
 from typing import Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 import melodi_hk
@@ -107,7 +106,8 @@ def model_flops(cfg, batch: int) -> float:
 def matmul_peak(dtype: str) -> float:
   """Achieved FLOP/s of a large square matmul on the default device."""
   n = 4096 if jax.default_backend() != "cpu" else 1024
-  a = jnp.ones((n, n), dtype)
+  # Random, not constant: tensor cores run zeros or ones faster than data.
+  a = jax.random.normal(jax.random.PRNGKey(0), (n, n), dtype)
   mm = jax.jit(lambda x: x @ x)
   mm(a).block_until_ready()
   times = []
@@ -124,6 +124,19 @@ def device_memory(device: jax.Device) -> dict:
   stats = device.memory_stats() or {}
   return dict(peak_bytes_in_use=stats.get("peak_bytes_in_use"),
               bytes_limit=stats.get("bytes_limit"))
+
+
+def memory_budget(device: jax.Device, override: int = 0) -> int:
+  """`override` if set, else 95% of the allocator's limit: the rest is
+  headroom for library workspaces and the buffers outside the step."""
+  if override:
+    return override
+  limit = device_memory(device)["bytes_limit"]
+  if limit is None:
+    raise ValueError(f"Device {device.device_kind!r} reports no memory "
+                     "limit; pass --max_batch_bytes=<bytes the step may "
+                     "hold>.")
+  return int(0.95 * limit)
 
 
 def step_bytes(memory: dict) -> int:

@@ -92,6 +92,8 @@ class PeakTest(parameterized.TestCase):
 
 class _FakeDevice:
 
+  device_kind = "fake"
+
   def __init__(self, stats):
     self._stats = stats
 
@@ -110,6 +112,16 @@ class MemoryTest(absltest.TestCase):
     none = dict(peak_bytes_in_use=None, bytes_limit=None)
     self.assertEqual(bench_lib.device_memory(_FakeDevice(None)), none)
     self.assertEqual(bench_lib.device_memory(jax.devices("cpu")[0]), none)
+
+  def test_budget_is_95_percent_of_the_limit_unless_given(self):
+    device = _FakeDevice(dict(peak_bytes_in_use=0, bytes_limit=1000))
+    self.assertEqual(bench_lib.memory_budget(device), 950)
+    self.assertEqual(bench_lib.memory_budget(device, 123), 123)
+
+  def test_budget_without_a_limit_asks_for_one(self):
+    with self.assertRaisesRegex(ValueError, "--max_batch_bytes"):
+      bench_lib.memory_budget(jax.devices("cpu")[0])
+    self.assertEqual(bench_lib.memory_budget(jax.devices("cpu")[0], 7), 7)
 
   def test_step_bytes_counts_donated_outputs_once(self):
     memory = dict(argument_bytes=100, output_bytes=110, alias_bytes=90,
