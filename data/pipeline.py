@@ -4,10 +4,10 @@ Glossary of shapes:
 - R: batch rows of this host.  T: segment length.  W: window length.
 - A: local devices (launch/__init__.py's letters); each gets R / A rows.
 
-Row r of a host always lands on device r // (R / A) (`rows_to_devices`,
-which places its memory too), and rows keep their document across steps
-(see `stream`), so each device keeps its documents and the memory that goes
-with them.
+Row r of a host always lands on device r // (R / A)
+(`placement.rows_to_devices`, which places its memory too), and rows keep
+their document across steps (see `stream`), so each device keeps its
+documents and the memory that goes with them.
 """
 
 import functools
@@ -20,6 +20,7 @@ import numpy as np
 from data import c4_filter
 from data import curriculum as curriculum_lib
 from data import local_corpus
+from data import placement
 from data import sources
 from data import stream
 from data import synthetic
@@ -158,25 +159,10 @@ def open_corpus(corpus: str, split: str, *, data_dir: str | None,
   raise ValueError(f"Unknown corpus {corpus!r}; known: {', '.join(CORPORA)}.")
 
 
-def rows_to_devices(rows: np.ndarray, devices: int) -> np.ndarray:
-  """[R, ...] -> [A, R / A, ...]: row r goes to device r // (R / A).
-
-  The one rule that places a row on a device, for its batch
-  (`shard_for_pmap`) and for its memory (launch/state.py), so a row's
-  memory stays on the device that reads the row.
-  """
-  count = len(rows)
-  if count % devices:
-    raise ValueError(f"{count} rows cannot be split over {devices} devices; "
-                     f"use a multiple of {devices} rows.")
-  return np.reshape(rows, (devices, count // devices) + np.shape(rows)[1:])
-
-
-def shard_for_pmap(batch: dict[str, np.ndarray],
-                   devices: int) -> dict[str, np.ndarray]:
-  """Every [R, ...] array to [A, R / A, ...] by `rows_to_devices`."""
-  return {key: rows_to_devices(value, devices)
-          for key, value in batch.items()}
+# The placement rule lives in data/placement.py (numpy only, so the training
+# step can use it without this module's TFDS imports); kept here for callers.
+rows_to_devices = placement.rows_to_devices
+shard_for_pmap = placement.shard_for_pmap
 
 
 class Prefetcher:

@@ -20,8 +20,13 @@ T 512, M = S = 32, long layer 2 with L 512 / I 16, batch 2, float32):
     --vocab_size=32128                                # paper size, analysed
   bash experiments/compile_scan.sh /tmp/compile_scan  # compile, --scan_layers
 
-FLOPs are counted analytically for MELODI (matmuls and attention, x3 for
-training); the fraction is of a dense matmul's rate measured in-process.
+FLOPs are counted analytically (launch/bench_lib.py: matmuls and attention,
+x3 for training); `flop_utilisation` is their rate over a dense matmul's
+measured in-process, `mfu` over the card's datasheet peak (None for cards
+bench_lib does not know). `peak_bytes_in_use` / `bytes_limit` are the
+device allocator's (None on CPU). --max_batch times the largest batch
+whose compiled step fits the device; experiments/gpu_paper_size.sh runs the
+paper's size on one GPU.
 """
 
 import json
@@ -34,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import melodi_hk
+from launch import bench_lib
 from launch import train_lib
 
 _MODEL = flags.DEFINE_enum("model", "melodi",
@@ -72,6 +78,17 @@ _COMPARE = flags.DEFINE_bool(
 _ROUNDS = flags.DEFINE_integer("rounds", 3, "Alternating rounds (--compare).")
 _STEPS = flags.DEFINE_integer("steps", 10, "Timed steps (per round).")
 _WARMUP = flags.DEFINE_integer("warmup", 2, "Untimed steps after compiling.")
+_MAX_BATCH = flags.DEFINE_bool(
+    "max_batch", False, "Find the largest batch (instead of --batch) whose "
+    "compiled step fits the device's memory, then time it.")
+_MAX_BYTES = flags.DEFINE_integer(
+    "max_batch_bytes", 0, "--max_batch: device bytes the step may hold; 0: "
+    "95% of the device allocator's limit (give it on CPU, which has none).")
+_MAX_LIMIT = flags.DEFINE_integer("max_batch_limit", 256,
+                                  "--max_batch: largest batch tried.")
+_MAX_SECONDS = flags.DEFINE_float(
+    "max_batch_seconds", 240.0, "--max_batch: compile probes stop after "
+    "this long, with the largest batch found to fit so far.")
 
 _BASELINE_REMAT = {"window": "layer"}  # --compare maps MELODI's names.
 
@@ -101,51 +118,6 @@ def config_from_flags(model: str, remat: str):
       scan_layers=_SCAN.value)
 
 
-def training_flops(cfg: melodi_hk.MelodiConfig, batch: int) -> float:
-  """Matmul + attention FLOPs of forward and backward over one segment."""
-  e, hd, w = cfg.embed_dim, cfg.num_heads * cfg.head_dim, cfg.window_length
-  m, s, f = cfg.short_term_memory_size, cfg.summary_size, cfg.mlp_dim
-  q, k = w + s, m + w + s  # Queries and keys per window.
-  layer = (2 * k * e * 2 * hd + 2 * q * e * hd  # K, V of all keys; Q.
-           + 4 * q * k * hd + 2 * q * hd * e  # Scores, weighted sum, output.
-           + 4 * q * e * f + 2 * q * (s + m) * e)  # FFN, token mixings.
-  long_layer = (4 * q * cfg.long_term_memory_size * hd
-                + 2 * q * cfg.long_term_memory_increment * e
-                + 4 * cfg.long_term_memory_increment * e * hd)
-  per_window = (cfg.num_layers * layer + len(cfg.long_term_layers) * long_layer
-                + 2 * w * e * cfg.vocab_size)
-  per_segment = (cfg.windows_per_segment * per_window + len(
-      cfg.long_term_layers) * 4 * cfg.long_term_memory_size * e * hd)
-  return 3.0 * batch * per_segment
-
-
-def baseline_training_flops(cfg, batch: int) -> float:
-  """The same count for Transformer-XL (keys: 2W per query window, masked
-  half included) and the Memorizing Transformer (plus its memory layer,
-  whose queries score all C + T keys)."""
-  e, hd, t = cfg.embed_dim, cfg.num_heads * cfg.head_dim, cfg.segment_length
-  dense = 2 * t * e * 4 * hd + 4 * t * e * cfg.mlp_dim  # Q, K, V, out, FFN.
-  layer = dense + 4 * t * 2 * cfg.window_length * hd
-  total = cfg.num_layers * layer + 2 * t * e * cfg.vocab_size
-  if isinstance(cfg, melodi_hk.MemorizingConfig):
-    total += dense + 4 * t * (cfg.memory_size + t) * hd
-  return 3.0 * batch * total
-
-
-def matmul_peak(dtype: str) -> float:
-  """Achieved FLOP/s of a large square matmul on the default device."""
-  n = 4096 if jax.default_backend() != "cpu" else 1024
-  a = jnp.ones((n, n), dtype)
-  mm = jax.jit(lambda x: x @ x)
-  mm(a).block_until_ready()
-  times = []
-  for _ in range(5):
-    start = time.perf_counter()
-    mm(a).block_until_ready()
-    times.append(time.perf_counter() - start)
-  return 2.0 * n ** 3 / float(np.median(times))
-
-
 class Bench:
   """One model's compiled `train_lib.update`, its state and a fixed batch."""
 
@@ -153,9 +125,10 @@ class Bench:
     self.cfg = cfg
     opt = train_lib.OptimizerConfig(num_steps=1000, warmup_steps=10)
     model = train_lib.build(cfg)  # The model `jit_update` builds.
-    make_state = lambda: train_lib.init_state(
+    self._make_state = lambda: train_lib.init_state(
         model, train_lib.make_optimizer(opt), 0, batch)
-    state = jax.eval_shape(make_state) if compile_only else make_state()
+    state = (jax.eval_shape(self._make_state) if compile_only
+             else self._make_state())
     tokens = jax.random.randint(jax.random.PRNGKey(1),
                                 (batch, cfg.segment_length), 1, cfg.vocab_size)
     self.batch = {"tokens": tokens,
@@ -169,6 +142,10 @@ class Bench:
     # jobs on a shared machine.
     self.compile_cpu_s = time.process_time() - cpu
     self.state = None if compile_only else state
+
+  def allocate(self):
+    """Makes the real state for a step compiled with `compile_only`."""
+    self.state = self._make_state()
 
   def memory(self) -> dict:
     """XLA's memory analysis of the compiled step, in bytes."""
@@ -189,24 +166,86 @@ class Bench:
     return times
 
 
-def run_one(model: str) -> dict:
-  cfg, batch = config_from_flags(model, _REMAT.value), _BATCH.value
-  bench = Bench(cfg, batch, _COMPILE_ONLY.value)
-  out = dict(device=jax.devices()[0].device_kind, model=model,
-             config=vars(cfg), batch=batch, compile_s=round(bench.compile_s, 2),
-             compile_cpu_s=round(bench.compile_cpu_s, 2),
-             **bench.memory())
-  if _COMPILE_ONLY.value:
-    return out
+def measure(bench: Bench) -> dict:
+  """Times `bench` (its state allocated) and adds FLOPs, MFU and memory."""
+  cfg, batch = bench.cfg, bench.batch["tokens"].shape[0]
   bench.time(_WARMUP.value)
   median = float(np.median(bench.time(_STEPS.value)))
-  out.update(step_s=median, tokens_per_s=batch * cfg.segment_length / median)
-  if model == "melodi":
-    flops, peak = training_flops(cfg, batch), matmul_peak(cfg.dtype)
-    out.update(flops_per_step=flops, flops_per_s=flops / median,
-               matmul_peak_flops_per_s=peak,
-               flop_utilisation=flops / median / peak)
+  device = jax.devices()[0]
+  flops = bench_lib.model_flops(cfg, batch)
+  matmul = bench_lib.matmul_peak(cfg.dtype)
+  peak = bench_lib.peak_flops(device.device_kind, cfg.dtype)
+  return dict(step_s=median, tokens_per_s=batch * cfg.segment_length / median,
+              flops_per_step=flops, flops_per_s=flops / median,
+              matmul_peak_flops_per_s=matmul,
+              flop_utilisation=flops / median / matmul,
+              datasheet_peak_flops_per_s=peak,
+              mfu=bench_lib.utilisation(flops, median, peak),
+              **bench_lib.device_memory(device))
+
+
+def describe(bench: Bench, model: str) -> dict:
+  """The JSON fields of a compiled step: device, config, compile, memory."""
+  return dict(device=jax.devices()[0].device_kind, model=model,
+              config=vars(bench.cfg), batch=bench.batch["tokens"].shape[0],
+              compile_s=round(bench.compile_s, 2),
+              compile_cpu_s=round(bench.compile_cpu_s, 2),
+              **bench.memory(), step_bytes=bench_lib.step_bytes(
+                  bench.memory()))
+
+
+def run_one(model: str) -> dict:
+  bench = Bench(config_from_flags(model, _REMAT.value), _BATCH.value,
+                _COMPILE_ONLY.value)
+  out = describe(bench, model)
+  if not _COMPILE_ONLY.value:
+    out.update(measure(bench))
   return out
+
+
+def run_max_batch(model: str) -> dict:
+  """Times the largest batch whose compiled step fits `memory_budget`.
+
+  Fit is judged from XLA's memory analysis of each compiled step, not by
+  running until out of memory: XLA's GPU buffer assignment packs a step's
+  temporaries into one allocation of the analysed size, so the analysis is
+  what the allocator is asked for, less library workspaces (hence the 5%
+  headroom); a probe costs a compile and no run, and leaves no fragments.
+  B = 1, 2 place a line whose crossing of the budget is the first guess.
+  Should the chosen batch still run out of memory, 90% of it is timed.
+  """
+  cfg, start = config_from_flags(model, _REMAT.value), time.monotonic()
+  budget = bench_lib.memory_budget(jax.devices()[0], _MAX_BYTES.value)
+  compiled = {}
+
+  def step_bytes(batch: int) -> int:
+    if batch not in compiled:
+      compiled[batch] = Bench(cfg, batch, compile_only=True)
+    return bench_lib.step_bytes(compiled[batch].memory())
+
+  guess = min(_MAX_LIMIT.value, bench_lib.linear_guess(
+      step_bytes(1), step_bytes(min(2, _MAX_LIMIT.value)), budget))
+  batch, _, cut = bench_lib.largest_batch(
+      lambda b: step_bytes(b) <= budget, guess, _MAX_LIMIT.value,
+      _MAX_SECONDS.value - (time.monotonic() - start))
+  search = dict(budget_bytes=budget, guess=guess, stopped_early=cut,
+                search_s=round(time.monotonic() - start, 1),
+                probes=[(b, step_bytes(b), step_bytes(b) <= budget)
+                        for b in compiled])  # B = 1, 2 and the search's.
+  if batch == 0:
+    raise ValueError(f"Batch 1 needs {step_bytes(1)} bytes, over the budget "
+                     f"of {budget}; try --remat=window or a smaller size.")
+  bench = compiled.pop(batch)
+  try:
+    bench.allocate()
+    return dict(describe(bench, model), max_batch=search, **measure(bench))
+  except jax.errors.JaxRuntimeError as error:
+    if "RESOURCE_EXHAUSTED" not in str(error):
+      raise
+  del bench  # Frees its state before the smaller one is made.
+  search["out_of_memory_at"] = batch
+  bench = Bench(cfg, max(1, batch * 9 // 10), compile_only=False)
+  return dict(describe(bench, model), max_batch=search, **measure(bench))
 
 
 def compare() -> dict:
@@ -226,8 +265,8 @@ def compare() -> dict:
   # Ratio per round, then the median: rounds share the machine's load.
   ratio = lambda n: float(np.median(np.array(times[n]) /
                                     np.array(times["transformer_xl"])))
-  flops = {n: (training_flops if n == "melodi" else baseline_training_flops)(
-      b.cfg, _BATCH.value) for n, b in benches.items()}
+  flops = {n: bench_lib.model_flops(b.cfg, _BATCH.value)
+           for n, b in benches.items()}
   return dict(mode="compare", remat=remat, batch=_BATCH.value,
               config=vars(benches["melodi"].cfg), step_s=step,
               compile_s={n: round(b.compile_s, 2) for n, b in benches.items()},
@@ -241,7 +280,8 @@ def compare() -> dict:
 
 def main(argv):
   del argv
-  print(json.dumps(compare() if _COMPARE.value else run_one(_MODEL.value)))
+  print(json.dumps(compare() if _COMPARE.value else run_max_batch(
+      _MODEL.value) if _MAX_BATCH.value else run_one(_MODEL.value)))
 
 
 if __name__ == "__main__":

@@ -11,12 +11,13 @@ function takes is in its signature:
   What checkpoints hold and what `init_state` makes (after `device_get`).
 - `PmapState`: every leaf [A, ...], one slice per local device, for
   `jax.pmap`. params, opt_state, rng and step are copies; memory leaves are
-  [A, R/A, ...], row r on device r // (R/A) (`pipeline.rows_to_devices`,
-  the rule that also places row r's batch, so a row's memory stays with it).
+  [A, R/A, ...], row r on device r // (R/A) (`placement.rows_to_devices`
+  in data/, the rule that also places row r's batch, so a row's memory
+  stays with it).
 - `GlobalState`: jax.Arrays over a one-axis mesh of this host's devices,
   for `jit` + `shard_map` (one host, so B = R): params, opt_state, rng and
   step replicated; memory leaves [R, ...] whose rows are placed by the
-  same `pipeline.rows_to_devices` as the pmap layout's, row for row.
+  same `placement.rows_to_devices` as the pmap layout's, row for row.
 
 A `Layout` bundles the moves of one device layout, so the training loop
 is the same for both: `pmap_layout` and `global_layout`.
@@ -29,7 +30,7 @@ import jax
 import numpy as np
 import optax
 
-from data import pipeline
+from data import placement
 
 AXIS = "devices"  # Name of the data-parallel axis under pmap and shard_map.
 
@@ -59,7 +60,7 @@ def pmap_layout(devices) -> Layout:
   """The pmap layout on `devices`, this host's."""
   return Layout(
       put=lambda state: to_devices(state, devices),
-      put_batch=lambda batch: pipeline.shard_for_pmap(batch, len(devices)),
+      put_batch=lambda batch: placement.shard_for_pmap(batch, len(devices)),
       get=to_host, get_params=first_replica)
 
 
@@ -80,11 +81,11 @@ def global_layout(devices) -> Layout:
 def _split_rows_global(x, mesh: jax.sharding.Mesh) -> jax.Array:
   """Host [R, ...] -> one [R, ...] array, row r's piece on device r // (R/A).
 
-  The pieces come from `pipeline.rows_to_devices`, so both layouts put the
+  The pieces come from `placement.rows_to_devices`, so both layouts put the
   same rows on each device (tested with their batches).
   """
   devices = mesh.devices.tolist()
-  pieces = pipeline.rows_to_devices(np.asarray(x), len(devices))
+  pieces = placement.rows_to_devices(np.asarray(x), len(devices))
   return jax.make_array_from_single_device_arrays(
       np.shape(x), jax.sharding.NamedSharding(mesh, jax.P(AXIS)),
       [jax.device_put(piece, device) for piece, device in zip(pieces, devices)])
@@ -106,7 +107,7 @@ def replicate(tree, devices):
 
 def split_rows(tree, devices):
   """Host [R, ...] arrays -> [A, R/A, ...], as the batch rows are split."""
-  split = lambda x: pipeline.rows_to_devices(np.asarray(x), len(devices))
+  split = lambda x: placement.rows_to_devices(np.asarray(x), len(devices))
   return jax.device_put(jax.tree.map(split, tree), _pmap_sharding(devices))
 
 
