@@ -94,6 +94,11 @@ def bench_table(records: list[dict]) -> list[str]:
     lines += ["", f"{step['rounds']} alternating rounds of {step['steps']} "
               "steps; 1-minute load average per round: " +
               ", ".join(f"{x:.1f}" for x in step["load_1min"]) + "."]
+  for k, run in enumerate(steps[:-1]):  # Earlier runs, for the spread.
+    lines += ["", f"Earlier run {k + 1}: step / {run['base']} " + ", ".join(
+        f"{n} {q:.2f}x" for n, q in run["ratio_to_base"].items()) +
+              f" (load {min(run['load_1min']):.1f}-"
+              f"{max(run['load_1min']):.1f})."]
   return lines
 
 
