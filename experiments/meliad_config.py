@@ -118,13 +118,28 @@ def unflatten(arrays, prefix: str) -> dict:
   return tree
 
 
+def parse_impl(name: str) -> tuple[str, int]:
+  """Our step's (remat, window_unroll) from 'none', 'window_unroll4', ...
+
+  Raises:
+    ValueError: naming the accepted forms.
+  """
+  remat, _, unroll = name.partition("_unroll")
+  if remat in OUR_REMATS and (not _ or (unroll.isdigit() and int(unroll))):
+    return remat, int(unroll) if _ else 1
+  raise ValueError(f"--impls entry {name!r}: use meliad, or one of "
+                   f"{', '.join(OUR_REMATS)}, optionally with _unroll<k> "
+                   "(windows per scan iteration, k >= 1), e.g. none_unroll4.")
+
+
 def check_impls(impls: list[str]) -> list[str]:
-  """The --impls list, each 'meliad' or one of our remat options, once."""
-  allowed = ("meliad",) + OUR_REMATS
-  bad = [i for i in impls if i not in allowed]
-  if bad or not impls or len(set(impls)) != len(impls):
-    raise ValueError(f"--impls={','.join(impls)}: give distinct names from "
-                     f"{', '.join(allowed)} (e.g. --impls=meliad,none).")
+  """The --impls list, each 'meliad' or one of our steps, once."""
+  if not impls or len(set(impls)) != len(impls):
+    raise ValueError(f"--impls={','.join(impls)}: give distinct names "
+                     "(e.g. --impls=meliad,none).")
+  for impl in impls:
+    if impl != "meliad":
+      parse_impl(impl)
   return impls
 
 

@@ -30,6 +30,7 @@ gin-config in a separate environment (see README, "Performance"), then
 golden inputs and checks its logits, so a wrong checkout fails loudly.
 """
 
+import dataclasses
 import json
 import os
 import time
@@ -49,7 +50,8 @@ _MELIAD_DIR = flags.DEFINE_string(
     "directory holding `transformer/`.")
 _IMPLS = flags.DEFINE_list(
     "impls", "meliad,none", "Steps to compare: meliad and/or our remat "
-    "options none | window | dots.")
+    "options none | window | dots, each optionally with _unroll<k> "
+    "(window_unroll=k; --window_unroll does not apply here).")
 _OUT = flags.DEFINE_string("out", None, "Append the JSON lines here too.")
 _VERIFY = flags.DEFINE_bool(
     "verify_golden", True, "Check meliad against tests/testdata/"
@@ -194,8 +196,11 @@ def import_meliad(meliad_dir: str | None):
 
 
 def make(impl: str, compile_only: bool, modules):
-  """The bench of one implementation: 'meliad' or our remat option."""
-  cfg = bench.config_from_flags("melodi", "none" if impl == "meliad" else impl)
+  """The bench of one implementation: 'meliad' or one of our steps."""
+  remat, unroll = ("none", 1) if impl == "meliad" else (
+      meliad_config.parse_impl(impl))
+  cfg = dataclasses.replace(bench.config_from_flags("melodi", remat),
+                            window_unroll=unroll)
   if impl == "meliad":
     return cfg, MeliadBench(cfg, bench._BATCH.value, compile_only, modules)  # pylint: disable=protected-access
   b = bench.Bench(cfg, bench._BATCH.value, compile_only)  # pylint: disable=protected-access

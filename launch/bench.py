@@ -70,6 +70,8 @@ _REMAT = flags.DEFINE_string(
 _SCAN = flags.DEFINE_bool(
     "scan_layers", False, "MELODI: runs of layers without long memory under "
     "one hk.layer_stack (compiled once).")
+_UNROLL = flags.DEFINE_integer(
+    "window_unroll", 1, "MELODI: windows per iteration of the window scan.")
 _COMPILE_ONLY = flags.DEFINE_bool(
     "compile_only", False, "Compile and analyse memory; do not run.")
 _COMPARE = flags.DEFINE_bool(
@@ -115,7 +117,7 @@ def config_from_flags(model: str, remat: str):
       long_term_layers=(_LONG_LAYER.value,) if long_term else (),
       long_term_memory_size=_LONG_MEMORY.value if long_term else 0,
       long_term_memory_increment=_INCREMENT.value if long_term else 0,
-      scan_layers=_SCAN.value)
+      scan_layers=_SCAN.value, window_unroll=_UNROLL.value)
 
 
 class Bench:

@@ -43,7 +43,8 @@ CONFIG_FILE = "config.json"
 RESTART_FREE = ("num_steps", "optimizer.warmup_steps", "optimizer.max_lr",
                 "optimizer.min_lr", "log_every", "checkpoint_every",
                 "keep_checkpoints", "eval_batch_size", "data.eval_split",
-                "eval_every", "eval_batches", "parallelism")
+                "eval_every", "eval_batches", "parallelism",
+                "model.window_unroll")
 # Config fields added after runs were written, with the value that behaves
 # as the older code did: a saved config without the field resumes when the
 # current value is that one (an unset override, None, always is). A model

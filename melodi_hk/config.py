@@ -30,7 +30,8 @@ BASELINE_REMAT = ("none", "layer", "dots")
 
 def _require_positive(cfg, names):
   bad = {n: getattr(cfg, n) for n in names
-         if not isinstance(getattr(cfg, n), int) or getattr(cfg, n) <= 0}
+         if not isinstance(getattr(cfg, n), int) or getattr(cfg, n) <= 0
+         or isinstance(getattr(cfg, n), bool)}
   if bad:
     raise ValueError(f"{type(cfg).__name__}: these sizes must be positive "
                      f"integers: {bad}.")
@@ -121,10 +122,14 @@ class MelodiConfig(ModelConfig):
   # under one hk.layer_stack: same results, compile time flat in depth,
   # parameters stacked under other names (melodi_hk.stack_layers converts).
   scan_layers: bool = False
+  # Windows per iteration of the window scan (lax.scan's `unroll`): same
+  # results; larger values let XLA schedule and fuse across windows for a
+  # faster step at a longer compile (launch.bench --window_unroll).
+  window_unroll: int = 1
 
   REMAT_CHOICES: ClassVar[tuple[str, ...]] = MELODI_REMAT
   POSITIVE: ClassVar[tuple[str, ...]] = ModelConfig.POSITIVE + (
-      "summary_size",)
+      "summary_size", "window_unroll")
 
   def __post_init__(self):
     object.__setattr__(self, "long_term_layers",

@@ -78,7 +78,7 @@ def check_apply_inputs(cfg, memory, tokens, start_of_sequence, init_memory,
 
 
 def unroll(window_step: Callable, carry, tokens, window_length: int,
-           rng: jax.Array | None):
+           rng: jax.Array | None, windows_per_iteration: int = 1):
   """Runs `window_step` over the windows of `tokens` with one lax.scan.
 
   Equivalent Python loop::
@@ -100,6 +100,7 @@ def unroll(window_step: Callable, carry, tokens, window_length: int,
       arrays cut into windows alike.
     window_length: W.
     rng: a key split into one key per window, or None.
+    windows_per_iteration: lax.scan's `unroll` (same results).
 
   Returns:
     (out [B, T, ...], carry after the last window).
@@ -115,7 +116,8 @@ def unroll(window_step: Callable, carry, tokens, window_length: int,
     out, carry = window_step(carry, *inputs)
     return carry, out
 
-  carry, out = jax.lax.scan(body, carry, (windows, rngs))  # out [N, B, W, ...]
+  carry, out = jax.lax.scan(body, carry, (windows, rngs),
+                            unroll=windows_per_iteration)  # out [N, B, W, ...]
   return jax.tree.map(lambda o: o.swapaxes(0, 1).reshape(
       (batch, length) + o.shape[3:]), out), carry
 

@@ -159,7 +159,7 @@ def _build(cfg: config_lib.MelodiConfig):
     # The window step is pure (parameters bound): jax.checkpoint applies.
     out, carry = contract.unroll(nn.remat(step, cfg.remat), carry,
                                  (tokens,) + inputs, cfg.window_length,
-                                 step_rng)
+                                 step_rng, cfg.window_unroll)
     return out, memory_lib.MelodiMemory(
         stacking.unstack_memory(carry.short, stacking.groups(cfg)), tuple(memory_lib.LongTermMemory(c.tokens)
                            for c in carry.long))

@@ -96,10 +96,18 @@ class GinBindingsTest(parameterized.TestCase):
 
 class ArgumentChecksTest(parameterized.TestCase):
 
-  @parameterized.parameters([["meliad", "layer"]], [[]], [["none", "none"]])
+  @parameterized.parameters([["meliad", "layer"]], [[]], [["none", "none"]],
+                            [["none_unroll0"]], [["none_unroll"]],
+                            [["layer_unroll2"]], [["none_unrollx"]])
   def test_bad_impls_are_named(self, impls):
     with self.assertRaisesRegex(ValueError, "--impls"):
       meliad_config.check_impls(impls)
+
+  @parameterized.parameters(("none", ("none", 1)), ("dots", ("dots", 1)),
+                            ("window_unroll4", ("window", 4)),
+                            ("none_unroll2", ("none", 2)))
+  def test_impl_names_give_remat_and_unroll(self, name, want):
+    self.assertEqual(meliad_config.parse_impl(name), want)
 
   def test_meliad_dir_without_melodi_says_what_to_get(self):
     with tempfile.TemporaryDirectory() as d:

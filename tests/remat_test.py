@@ -1,4 +1,5 @@
-"""Every remat option computes what `remat="none"` computes, for all models.
+"""Every remat option computes what `remat="none"` computes, for all models;
+so does every `window_unroll` (MELODI) what one window per iteration does.
 
 Glossary of shapes: B batch, T segment, W window, V vocabulary.
 
@@ -82,6 +83,24 @@ class RematTest(parameterized.TestCase):
         got, grads = loss_and_grads(dataclasses.replace(cfg, remat=remat))
         chex.assert_trees_all_close(got, want, rtol=1e-5, atol=1e-6)
         chex.assert_trees_all_close(grads, want_grads, rtol=1e-4, atol=1e-6)
+
+  @parameterized.parameters("none", "window")
+  def test_window_unroll_changes_nothing(self, remat):
+    # 4 windows: 2 divides them, 3 leaves a remainder, 4 unrolls all.
+    cfg = dataclasses.replace(_melodi(), remat=remat)
+    self.assertEqual(cfg.windows_per_segment, 4)
+    want, want_grads = loss_and_grads(cfg)
+    for unroll in (2, 3, 4):
+      with self.subTest(window_unroll=unroll):
+        got, grads = loss_and_grads(
+            dataclasses.replace(cfg, window_unroll=unroll))
+        chex.assert_trees_all_close(got, want, rtol=1e-5, atol=1e-6)
+        chex.assert_trees_all_close(grads, want_grads, rtol=1e-4, atol=1e-6)
+
+  @parameterized.parameters(0, -1, True, 1.5)
+  def test_bad_window_unroll_is_named(self, unroll):
+    with self.assertRaisesRegex(ValueError, "window_unroll"):
+      dataclasses.replace(_melodi(), window_unroll=unroll)
 
   def test_loss_in_scan_equals_apply_then_lm_loss(self):
     # With the test above (in-scan loss under each option equals "none"),
