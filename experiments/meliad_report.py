@@ -15,7 +15,7 @@ import json
 import os
 import sys
 
-IMPLS = ("meliad", "none", "window", "dots")
+IMPLS = ("meliad", "none", "window", "dots")  # Others follow, as recorded.
 GB = 1e9
 
 
@@ -39,6 +39,18 @@ def compiles(records: list[dict], size: str) -> dict:
   return out
 
 
+def impls_of(got: dict) -> list[str]:
+  """IMPLS, then any other in `got` (e.g. none_unroll4) in record order."""
+  seen = dict.fromkeys(i for i, _ in got)
+  return list(IMPLS) + [i for i in seen if i not in IMPLS]
+
+
+def main_step(records: list[dict]) -> dict | None:
+  """The step record timing the most implementations (the latest of those)."""
+  steps = [r for r in records if r.get("mode") == "step"]
+  return max(reversed(steps), key=lambda r: len(r["step_s"]), default=None)
+
+
 def _cell(rec: dict | None, base: dict | None) -> str:
   if rec is None:
     return "not run"
@@ -53,33 +65,32 @@ def _cell(rec: dict | None, base: dict | None) -> str:
 
 def paper_table(records: list[dict]) -> list[str]:
   got = compiles(records, "paper")
-  ts = sorted({t for _, t in got})
-  lines = ["| T | " + " | ".join(IMPLS) + " | params equal |",
-           "|---" * (len(IMPLS) + 2) + "|"]
+  ts, impls = sorted({t for _, t in got}), impls_of(got)
+  lines = ["| T | " + " | ".join(impls) + " | params equal |",
+           "|---" * (len(impls) + 2) + "|"]
   for t in ts:
     base = got.get(("meliad", t))
     counts = {r["num_params"] for (i, tt), r in got.items()
               if tt == t and r["mode"] == "compile"}
     lines.append(f"| {t} | " + " | ".join(
-        _cell(got.get((i, t)), base) for i in IMPLS) +
+        _cell(got.get((i, t)), base) for i in impls) +
                  f" | {'yes' if len(counts) == 1 else counts} |")
   lines += ["", "Compile seconds (wall / CPU):", "",
-            "| T | " + " | ".join(IMPLS) + " |", "|---" * (len(IMPLS) + 1) + "|"]
+            "| T | " + " | ".join(impls) + " |", "|---" * (len(impls) + 1) + "|"]
   for t in ts:
     lines.append(f"| {t} | " + " | ".join(
         f"{r['compile_s']:.0f} / {r['compile_cpu_s']:.0f}"
         if (r := got.get((i, t))) and r["mode"] == "compile" else "-"
-        for i in IMPLS) + " |")
+        for i in impls) + " |")
   return lines
 
 
 def bench_table(records: list[dict]) -> list[str]:
   got = compiles(records, "bench")
-  steps = [r for r in records if r.get("mode") == "step"]
-  step = steps[-1] if steps else None
+  step = main_step(records)
   lines = ["| impl | params | compile s (wall / CPU) | temp MB | step s "
            "(median) | step / meliad |", "|---|---|---|---|---|---|"]
-  for impl in IMPLS:
+  for impl in impls_of(got):
     r = next((r for (i, _), r in got.items() if i == impl), None)
     if r is None:
       continue
@@ -94,8 +105,9 @@ def bench_table(records: list[dict]) -> list[str]:
     lines += ["", f"{step['rounds']} alternating rounds of {step['steps']} "
               "steps; 1-minute load average per round: " +
               ", ".join(f"{x:.1f}" for x in step["load_1min"]) + "."]
-  for k, run in enumerate(steps[:-1]):  # Earlier runs, for the spread.
-    lines += ["", f"Earlier run {k + 1}: step / {run['base']} " + ", ".join(
+  others = [r for r in records if r.get("mode") == "step" and r is not step]
+  for k, run in enumerate(others):  # The other runs, for the spread.
+    lines += ["", f"Other run {k + 1}: step / {run['base']} " + ", ".join(
         f"{n} {q:.2f}x" for n, q in run["ratio_to_base"].items()) +
               f" (load {min(run['load_1min']):.1f}-"
               f"{max(run['load_1min']):.1f})."]
@@ -121,11 +133,11 @@ def targets(records: list[dict]) -> list[str]:
       out.append(f"- T = {t}, best remat ({best}) <= 0.3x meliad: "
                  f"{ratio(best):.2f}x, "
                  f"{'met' if ratio(best) <= 0.3 else 'NOT met'}.")
-  steps = [r for r in records if r.get("mode") == "step"]
-  if steps and "meliad" in steps[-1]["step_s"]:
-    for impl, q in steps[-1]["ratio_to_base"].items():
+  step = main_step(records)
+  if step and "meliad" in step["step_s"]:
+    for impl, q in step["ratio_to_base"].items():
       if impl != "meliad":
-        out.append(f"- bench default step, remat {impl} <= 0.8x meliad: "
+        out.append(f"- bench default step, {impl} <= 0.8x meliad: "
                    f"{q:.2f}x, {'met' if q <= 0.8 else 'NOT met'}.")
   return out
 
@@ -136,7 +148,7 @@ def plot(records: list[dict], path: str):
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   got = compiles(records, "paper")
   fig, ax = plt.subplots(figsize=(6, 4))
-  for impl in IMPLS:
+  for impl in impls_of(got):
     pts = sorted((t, r["temp_bytes"] / GB) for (i, t), r in got.items()
                  if i == impl and r["mode"] == "compile")
     if pts:

@@ -1,8 +1,8 @@
 #!/bin/bash
 # melodi_hk beside the official meliad: bench default (compile + alternating
-# step times), then compile-only memory at the paper size for T = 4096,
-# 8192, 16384 (one process per compile, under the paper-size lock), then
-# the table and plot.
+# step times, window_unroll included), then compile-only memory at the paper
+# size for T = 4096, 8192, 16384 (one process per compile, under the
+# paper-size lock), then the table and plot.
 #   bash experiments/meliad_side_by_side.sh /tmp/meliad_src [out_dir]
 # Run with the venv that has flax==0.12.8 and gin-config (PY=/tmp/mvenv/bin/python).
 # Env: TS (segment lengths), LIMIT (seconds per paper-size compile, 1800),
@@ -17,8 +17,8 @@ J="$OUT/results.jsonl"
 run() { nice -n 10 "$PY" -m experiments.meliad_side_by_side "$@" --out="$J"; }
 
 if [[ " ${STAGES:-bench paper report} " == *" bench "* ]]; then
-  run --meliad_dir="$MELIAD" --impls=meliad,none,window,dots --rounds=5 \
-    --steps=10 --warmup=2
+  run --meliad_dir="$MELIAD" --rounds=7 --steps=10 --warmup=2 \
+    --impls=meliad,none,none_unroll2,none_unroll4,window,window_unroll4,dots
 fi
 
 PAPER="--num_layers=13 --embed_dim=1024 --num_heads=8 --head_dim=128
@@ -27,7 +27,10 @@ PAPER="--num_layers=13 --embed_dim=1024 --num_heads=8 --head_dim=128
   --batch=1 --compile_only --noverify_golden"
 if [[ " ${STAGES:-bench paper report} " == *" paper "* ]]; then
   for T in ${TS:-4096 8192 16384}; do
-    for IMPL in meliad none window dots; do
+    IMPLS="meliad none window dots"
+    # window_unroll's cost at the paper size: compile and memory, T = 4096.
+    [[ $T == 4096 ]] && IMPLS="$IMPLS none_unroll2 none_unroll8"
+    for IMPL in $IMPLS; do
       # shellcheck disable=SC2086
       flock /tmp/paper_size.lock timeout "$LIMIT" nice -n 10 "$PY" -m \
         experiments.meliad_side_by_side --meliad_dir="$MELIAD" \

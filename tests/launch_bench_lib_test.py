@@ -6,6 +6,9 @@ Shape letters (launch/__init__.py): B 3 rows; MELODI with 2 layers, E 8,
 """
 
 import itertools
+import json
+import subprocess
+import sys
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -186,3 +189,35 @@ class LargestBatchTest(parameterized.TestCase):
 
 if __name__ == "__main__":
   absltest.main()
+
+
+class BenchCommandTest(absltest.TestCase):
+  """`python -m launch.bench` end to end at a tiny size (a subprocess: the
+  entry module's flags stay out of the test process)."""
+
+  _TINY = ["--num_layers=2", "--embed_dim=16", "--num_heads=2",
+           "--head_dim=8", "--mlp_dim=32", "--vocab_size=32",
+           "--window_length=8", "--segment_length=32", "--memory=4",
+           "--long_layer=1", "--long_memory=16", "--increment=4",
+           "--memory_size=64", "--batch=2", "--steps=1", "--warmup=0"]
+
+  def bench(self, *extra: str) -> dict:
+    run = subprocess.run(
+        [sys.executable, "-m", "launch.bench", *self._TINY, *extra],
+        capture_output=True, text=True, check=False, timeout=600)
+    self.assertEqual(run.returncode, 0, run.stderr[-2000:])
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+  def test_compare_times_all_three_models(self):
+    out = self.bench("--compare", "--rounds=1", "--window_unroll=2")
+    self.assertEqual(out["config"]["window_unroll"], 2)
+    self.assertEqual(set(out["step_s"]),
+                     {"melodi", "transformer_xl", "memorizing"})
+    self.assertTrue(all(t > 0 for t in out["step_s"].values()))
+    self.assertGreater(out["melodi_over_xl_flops"], 1.0)
+
+  def test_compile_only_reports_memory_and_runs_nothing(self):
+    out = self.bench("--compile_only", "--remat=window")
+    self.assertGreater(out["temp_bytes"], 0)
+    self.assertNotIn("step_s", out)
+    self.assertEqual(out["config"]["remat"], "window")

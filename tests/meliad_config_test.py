@@ -140,6 +140,28 @@ class ReportTest(absltest.TestCase):
     self.assertIn("| 4096 | 10.00 GB | 5.00 GB (0.50x) | not run | not run "
                   "| {5, 6} |", rows)
 
+  def test_bench_table_takes_the_widest_run_and_lists_the_others(self):
+    small = dict(embed_dim=256, segment_length=512)
+    records = [
+        dict(_compile(i, 512, 1e6), config=small) for i in
+        ("meliad", "none", "none_unroll4", "window")] + [
+            _step({"meliad": 1.0, "none": 0.9, "none_unroll4": 0.8,
+                   "window": 0.85}),
+            _step({"meliad": 1.0, "none_unroll4": 0.82})]
+    rows = meliad_report.bench_table(records)
+    # IMPLS first, then the others in the order they were compiled.
+    self.assertEqual([r.split(" | ")[0] for r in rows[2:6]],
+                     ["| meliad", "| none", "| window", "| none_unroll4"])
+    self.assertIn("| 0.80x |", rows[5])
+    self.assertIn("Other run 1: step / meliad meliad 1.00x, "
+                  "none_unroll4 0.82x (load 1.0-1.0).", rows)
+
+
+def _step(ratios: dict) -> dict:
+  return dict(mode="step", base="meliad", rounds=1, steps=1,
+              step_s=dict(ratios), ratio_to_base=dict(ratios),
+              load_1min=[1.0])
+
 
 if __name__ == "__main__":
   absltest.main()
