@@ -1,0 +1,30 @@
+#!/bin/bash
+# Step time against Transformer-XL, and what each step option costs.
+#   bash experiments/step_time.sh [out_dir]       # ~10 min on 2 idle cores
+# 1. `launch.bench --compare` (MELODI, Transformer-XL, Memorizing C 2048 in
+#    alternating rounds) at the bench default and the small size, with
+#    window_unroll 1 and 4 -> compare.jsonl;
+# 2. our step options (remat, window_unroll) at the small size, alternating
+#    rounds, ratios to remat none -> options_small.jsonl (the bench default's
+#    are in experiments/results/meliad_side_by_side, beside meliad);
+# 3. table.md and step_time.png (experiments/step_time_report.py).
+# Times are wall seconds: run on an otherwise idle machine.
+set -euo pipefail
+OUT=${1:-experiments/results/step_time}
+PY=${PY:-python}
+mkdir -p "$OUT"
+SMALL="--num_layers=3 --embed_dim=64 --num_heads=4 --head_dim=16
+  --mlp_dim=256 --window_length=64 --segment_length=256 --memory=16
+  --long_layer=1 --long_memory=1024 --increment=16 --batch=8"
+for SIZE in "" "$SMALL"; do
+  for UNROLL in 1 4; do
+    # shellcheck disable=SC2086
+    "$PY" -m launch.bench --compare --rounds=5 --steps=10 \
+      --window_unroll="$UNROLL" $SIZE | tail -1 >> "$OUT/compare.jsonl"
+  done
+done
+# shellcheck disable=SC2086
+"$PY" -m experiments.meliad_side_by_side $SMALL --rounds=7 --steps=10 \
+  --impls=none,window,dots,none_unroll4,dots_unroll4 \
+  --out="$OUT/options_small.jsonl" > /dev/null
+"$PY" -m experiments.step_time_report "$OUT"
