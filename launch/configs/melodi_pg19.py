@@ -35,8 +35,10 @@ def get_config(variant: str = "s128_l64") -> ml_collections.ConfigDict:
   config.model = common.model_fields(
       melodi_hk.presets.PRESETS[f"melodi_{variant}"]())
   config.data.update(dict(corpus="pg19", tokenizer="t5"))
-  # remat "none" is the fastest step, and one row of T = 4096 fits a
+  # remat "none" does the least arithmetic, and one row of T = 4096 fits a
   # 16-32 GB accelerator without it (README, Performance); set
   # --config.model.remat=window for longer segments or smaller devices.
+  # window_unroll stays 1: unrolling 8 windows of this size compiles as
+  # slowly as meliad and needs more memory than it.
   config.model.remat = "none"
   return config
