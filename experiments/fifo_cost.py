@@ -58,7 +58,7 @@ import matplotlib
 import melodi_hk
 import numpy as np
 
-from launch import bench
+from launch import bench_lib
 from launch import train_lib
 from melodi_hk import memorizing as memorizing_lib
 from melodi_hk import memory as memory_lib
@@ -72,7 +72,9 @@ _OUT = flags.DEFINE_string("out", "experiments/results/fifo_cost",
 _EVAL_STEPS = flags.DEFINE_integer(
     "eval_steps", 30, "Timed forward passes per round (each is ~1/6 of a "
     "training step).")
-# launch.bench defines --rounds/--steps/--warmup; this script reuses them.
+_ROUNDS = flags.DEFINE_integer("rounds", 16, "Alternating rounds.")
+_STEPS = flags.DEFINE_integer("steps", 5, "Timed training steps per round.")
+_WARMUP = flags.DEFINE_integer("warmup", 2, "Untimed steps after compiling.")
 
 SHARED = dict(vocab_size=256, dropout_rate=0.05, attention_dropout_rate=0.05,
               dtype="float32")
@@ -112,12 +114,12 @@ def push_in_place(fifo: jax.Array, new: jax.Array) -> jax.Array:
                                              axis=1)
 
 
-def compiled_step(cfg, batch: int, patch=None) -> bench.Bench:
-  """bench.Bench traced afresh (train_lib caches per config) under `patch`."""
+def compiled_step(cfg, batch: int, patch=None) -> bench_lib.Bench:
+  """bench_lib.Bench traced afresh (train_lib caches per config) under `patch`."""
   train_lib.build.cache_clear()
   train_lib.jit_update.cache_clear()
   with patch or contextlib.nullcontext():
-    return bench.Bench(cfg, batch, compile_only=False)
+    return bench_lib.Bench(cfg, batch, compile_only=False)
 
 
 class Forward:
@@ -265,11 +267,11 @@ def write_report(results: list[dict], out: str) -> None:
 
 def main(argv):
   del argv
-  head = dict(load_before=os.getloadavg()[0], rounds=flags.FLAGS.rounds,
-              steps=flags.FLAGS.steps, eval_steps=_EVAL_STEPS.value,
+  head = dict(load_before=os.getloadavg()[0], rounds=_ROUNDS.value,
+              steps=_STEPS.value, eval_steps=_EVAL_STEPS.value,
               device=jax.devices()[0].device_kind)
-  results = [time_size(s, flags.FLAGS.rounds, flags.FLAGS.steps,
-                       _EVAL_STEPS.value, flags.FLAGS.warmup)
+  results = [time_size(s, _ROUNDS.value, _STEPS.value,
+                       _EVAL_STEPS.value, _WARMUP.value)
              for s in _SIZES.value]
   head["load_after"] = os.getloadavg()[0]
   write_report([head] + results, _OUT.value)

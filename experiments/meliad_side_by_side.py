@@ -7,7 +7,7 @@ Both steps do the same work: forward over one segment of B x T tokens
 (windows of W), summed masked cross-entropy, gradient, and the same optax
 Adafactor (`launch.train_lib.make_optimizer`: decay 0.8, momentum 0.9,
 parameter scaling, the warm-up + cosine schedule), jitted with the state
-donated. Ours is `launch/bench.py`'s `Bench` (train_lib's `update`), at
+donated. Ours is `launch/bench_lib.py`'s `Bench` (train_lib's `update`), at
 each remat option; meliad's is its `DecoderStack` + `MelodiStack` under its
 own gin bindings (those of `base_melodi.gin`), applied with
 `mutable=["state"]` and the loss of its `DecoderOnlyLanguageModelRunner`
@@ -43,6 +43,7 @@ import numpy as np
 
 from experiments import meliad_config
 from launch import bench
+from launch import bench_lib
 from launch import train_lib
 
 _MELIAD_DIR = flags.DEFINE_string(
@@ -98,8 +99,8 @@ class MeliadBench:
     self.compile_cpu_s = time.process_time() - cpu
     self.state = None if compile_only else state
 
-  memory = bench.Bench.memory
-  time = bench.Bench.time
+  memory = bench_lib.Bench.memory
+  time = bench_lib.Bench.time
 
 
 def _meliad_step(model, optimizer, language_model):
@@ -203,7 +204,7 @@ def make(impl: str, compile_only: bool, modules):
                             window_unroll=unroll)
   if impl == "meliad":
     return cfg, MeliadBench(cfg, bench._BATCH.value, compile_only, modules)  # pylint: disable=protected-access
-  b = bench.Bench(cfg, bench._BATCH.value, compile_only)  # pylint: disable=protected-access
+  b = bench_lib.Bench(cfg, bench._BATCH.value, compile_only)  # pylint: disable=protected-access
   b.num_params = our_num_params(cfg)
   return cfg, b
 

@@ -35,7 +35,6 @@ import time
 from absl import app
 from absl import flags
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 import melodi_hk
@@ -120,55 +119,7 @@ def config_from_flags(model: str, remat: str):
       scan_layers=_SCAN.value, window_unroll=_UNROLL.value)
 
 
-class Bench:
-  """One model's compiled `train_lib.update`, its state and a fixed batch."""
-
-  def __init__(self, cfg, batch: int, compile_only: bool):
-    self.cfg = cfg
-    opt = train_lib.OptimizerConfig(num_steps=1000, warmup_steps=10)
-    model = train_lib.build(cfg)  # The model `jit_update` builds.
-    self._make_state = lambda: train_lib.init_state(
-        model, train_lib.make_optimizer(opt), 0, batch)
-    state = (jax.eval_shape(self._make_state) if compile_only
-             else self._make_state())
-    tokens = jax.random.randint(jax.random.PRNGKey(1),
-                                (batch, cfg.segment_length), 1, cfg.vocab_size)
-    self.batch = {"tokens": tokens,
-                  "start_of_sequence": jnp.zeros((batch,), bool),
-                  "loss_mask": jnp.ones_like(tokens, bool)}
-    start, cpu = time.perf_counter(), time.process_time()
-    self.step = train_lib.jit_update(cfg, opt).lower(
-        state, self.batch).compile()
-    self.compile_s = time.perf_counter() - start
-    # CPU seconds of this process: less sensitive than wall time to other
-    # jobs on a shared machine.
-    self.compile_cpu_s = time.process_time() - cpu
-    self.state = None if compile_only else state
-
-  def allocate(self):
-    """Makes the real state for a step compiled with `compile_only`."""
-    self.state = self._make_state()
-
-  def memory(self) -> dict:
-    """XLA's memory analysis of the compiled step, in bytes."""
-    m = self.step.memory_analysis()
-    return dict(temp_bytes=m.temp_size_in_bytes,
-                argument_bytes=m.argument_size_in_bytes,
-                output_bytes=m.output_size_in_bytes,
-                alias_bytes=m.alias_size_in_bytes)
-
-  def time(self, num_steps: int) -> list[float]:
-    """Runs `num_steps` steps (state carried); returns seconds per step."""
-    times = []
-    for _ in range(num_steps):
-      start = time.perf_counter()
-      self.state, metrics = self.step(self.state, self.batch)
-      metrics["loss"].block_until_ready()
-      times.append(time.perf_counter() - start)
-    return times
-
-
-def measure(bench: Bench) -> dict:
+def measure(bench: bench_lib.Bench) -> dict:
   """Times `bench` (its state allocated) and adds FLOPs, MFU and memory."""
   cfg, batch = bench.cfg, bench.batch["tokens"].shape[0]
   bench.time(_WARMUP.value)
@@ -186,7 +137,7 @@ def measure(bench: Bench) -> dict:
               **bench_lib.device_memory(device))
 
 
-def describe(bench: Bench, model: str) -> dict:
+def describe(bench: bench_lib.Bench, model: str) -> dict:
   """The JSON fields of a compiled step: device, config, compile, memory."""
   return dict(device=jax.devices()[0].device_kind, model=model,
               config=vars(bench.cfg), batch=bench.batch["tokens"].shape[0],
@@ -197,8 +148,8 @@ def describe(bench: Bench, model: str) -> dict:
 
 
 def run_one(model: str) -> dict:
-  bench = Bench(config_from_flags(model, _REMAT.value), _BATCH.value,
-                _COMPILE_ONLY.value)
+  bench = bench_lib.Bench(config_from_flags(model, _REMAT.value),
+                          _BATCH.value, _COMPILE_ONLY.value)
   out = describe(bench, model)
   if not _COMPILE_ONLY.value:
     out.update(measure(bench))
@@ -222,7 +173,7 @@ def run_max_batch(model: str) -> dict:
 
   def step_bytes(batch: int) -> int:
     if batch not in compiled:
-      compiled[batch] = Bench(cfg, batch, compile_only=True)
+      compiled[batch] = bench_lib.Bench(cfg, batch, compile_only=True)
     return bench_lib.step_bytes(compiled[batch].memory())
 
   guess = min(_MAX_LIMIT.value, bench_lib.linear_guess(
@@ -246,7 +197,7 @@ def run_max_batch(model: str) -> dict:
       raise
   del bench  # Frees its state before the smaller one is made.
   search["out_of_memory_at"] = batch
-  bench = Bench(cfg, max(1, batch * 9 // 10), compile_only=False)
+  bench = bench_lib.Bench(cfg, max(1, batch * 9 // 10), compile_only=False)
   return dict(describe(bench, model), max_batch=search, **measure(bench))
 
 
@@ -254,9 +205,9 @@ def compare() -> dict:
   """MELODI and Memorizing step times over XL's, from alternating rounds."""
   remat = _REMAT.value
   names = ("melodi", "transformer_xl", "memorizing")
-  benches = {n: Bench(config_from_flags(
+  benches = {n: bench_lib.Bench(config_from_flags(
       n, remat if n == "melodi" else _BASELINE_REMAT.get(remat, remat)),
-                      _BATCH.value, False) for n in names}
+                                _BATCH.value, False) for n in names}
   for bench in benches.values():
     bench.time(_WARMUP.value)
   times = {n: [] for n in names}

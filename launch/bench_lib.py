@@ -1,4 +1,4 @@
-r"""What launch/bench.py computes besides timing: FLOPs, peaks, memory, batch.
+r"""launch/bench.py's library: the compiled step, FLOPs, peaks, memory, batch.
 
 Glossary of shapes: B batch, T segment, W window, S summary, M short memory,
 L long memory, I increment, C Memorizing slots, E width, H heads, D head dim,
@@ -15,9 +15,11 @@ import time
 from typing import Callable
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 import melodi_hk
+from launch import train_lib
 
 TERA = 1e12
 
@@ -186,3 +188,51 @@ def largest_batch(fits: Callable[[int], bool], guess: int, limit: int,
     else:
       probe = (lo + hi) // 2
   return lo, probes, False
+
+
+class Bench:
+  """One model's compiled `train_lib.update`, its state and a fixed batch."""
+
+  def __init__(self, cfg, batch: int, compile_only: bool):
+    self.cfg = cfg
+    opt = train_lib.OptimizerConfig(num_steps=1000, warmup_steps=10)
+    model = train_lib.build(cfg)  # The model `jit_update` builds.
+    self._make_state = lambda: train_lib.init_state(
+        model, train_lib.make_optimizer(opt), 0, batch)
+    state = (jax.eval_shape(self._make_state) if compile_only
+             else self._make_state())
+    tokens = jax.random.randint(jax.random.PRNGKey(1),
+                                (batch, cfg.segment_length), 1, cfg.vocab_size)
+    self.batch = {"tokens": tokens,
+                  "start_of_sequence": jnp.zeros((batch,), bool),
+                  "loss_mask": jnp.ones_like(tokens, bool)}
+    start, cpu = time.perf_counter(), time.process_time()
+    self.step = train_lib.jit_update(cfg, opt).lower(
+        state, self.batch).compile()
+    self.compile_s = time.perf_counter() - start
+    # CPU seconds of this process: less sensitive than wall time to other
+    # jobs on a shared machine.
+    self.compile_cpu_s = time.process_time() - cpu
+    self.state = None if compile_only else state
+
+  def allocate(self):
+    """Makes the real state for a step compiled with `compile_only`."""
+    self.state = self._make_state()
+
+  def memory(self) -> dict:
+    """XLA's memory analysis of the compiled step, in bytes."""
+    m = self.step.memory_analysis()
+    return dict(temp_bytes=m.temp_size_in_bytes,
+                argument_bytes=m.argument_size_in_bytes,
+                output_bytes=m.output_size_in_bytes,
+                alias_bytes=m.alias_size_in_bytes)
+
+  def time(self, num_steps: int) -> list[float]:
+    """Runs `num_steps` steps (state carried); returns seconds per step."""
+    times = []
+    for _ in range(num_steps):
+      start = time.perf_counter()
+      self.state, metrics = self.step(self.state, self.batch)
+      metrics["loss"].block_until_ready()
+      times.append(time.perf_counter() - start)
+    return times
