@@ -33,7 +33,6 @@ golden inputs and checks its logits, so a wrong checkout fails loudly.
 import dataclasses
 import json
 import os
-import time
 
 from absl import app
 from absl import flags
@@ -91,12 +90,9 @@ class MeliadBench:
     self.num_params = sum(x.size for x in jax.tree.leaves(state[0]))
     if not compile_only:
       state = jax.jit(make_state)()
-    self.batch = _fixed_batch(cfg, batch)
-    start, cpu = time.perf_counter(), time.process_time()
-    self.step = jax.jit(step_fn, donate_argnums=(0,)).lower(
-        state, self.batch).compile()
-    self.compile_s = time.perf_counter() - start
-    self.compile_cpu_s = time.process_time() - cpu
+    self.batch = bench_lib.fixed_batch(cfg, batch)
+    self.step, self.compile_s, self.compile_cpu_s = bench_lib.timed_compile(
+        jax.jit(step_fn, donate_argnums=(0,)).lower(state, self.batch))
     self.state = None if compile_only else state
 
   memory = bench_lib.Bench.memory
@@ -132,14 +128,6 @@ def _meliad_step(model, optimizer, language_model):
     return ((params, opt_state, dict(new_mutables), rng, count + 1),
             {"loss": loss, "num_tokens": jnp.sum(mask)})
   return step
-
-
-def _fixed_batch(cfg, batch: int) -> dict:
-  """The batch `launch/bench.py` times: random tokens, memory carried."""
-  tokens = jax.random.randint(jax.random.PRNGKey(1),
-                              (batch, cfg.segment_length), 1, cfg.vocab_size)
-  return {"tokens": tokens, "start_of_sequence": jnp.zeros((batch,), bool),
-          "loss_mask": jnp.ones_like(tokens, bool)}
 
 
 def our_num_params(cfg) -> int:
@@ -248,19 +236,14 @@ def alternate(benches: dict) -> dict:
   """Median step seconds over alternating rounds; ratios to meliad's (or
   to the first implementation) per round, then their median."""
   rounds, steps = bench._ROUNDS.value, bench._STEPS.value  # pylint: disable=protected-access
-  for b in benches.values():
-    b.time(bench._WARMUP.value)  # pylint: disable=protected-access
-  times, loads = {n: [] for n in benches}, []
-  for _ in range(rounds):
-    for n, b in benches.items():
-      times[n].append(float(np.median(b.time(steps))))
-    loads.append(os.getloadavg()[0])
+  times, loads = bench_lib.alternate(benches, rounds, steps,
+                                     bench._WARMUP.value)  # pylint: disable=protected-access
   base = "meliad" if "meliad" in benches else next(iter(benches))
-  ratio = {n: float(np.median(np.array(t) / np.array(times[base])))
-           for n, t in times.items()}
   return dict(mode="step", base=base, rounds=rounds, steps=steps,
               step_s={n: float(np.median(t)) for n, t in times.items()},
-              step_s_rounds=times, ratio_to_base=ratio, load_1min=loads)
+              step_s_rounds=times,
+              ratio_to_base={n: bench_lib.round_ratio(times, n, base)
+                             for n in times}, load_1min=loads)
 
 
 if __name__ == "__main__":

@@ -143,8 +143,8 @@ def describe(bench: bench_lib.Bench, model: str) -> dict:
               config=vars(bench.cfg), batch=bench.batch["tokens"].shape[0],
               compile_s=round(bench.compile_s, 2),
               compile_cpu_s=round(bench.compile_cpu_s, 2),
-              **bench.memory(), step_bytes=bench_lib.step_bytes(
-                  bench.memory()))
+              **(memory := bench.memory()),
+              step_bytes=bench_lib.step_bytes(memory))
 
 
 def run_one(model: str) -> dict:
@@ -208,16 +208,10 @@ def compare() -> dict:
   benches = {n: bench_lib.Bench(config_from_flags(
       n, remat if n == "melodi" else _BASELINE_REMAT.get(remat, remat)),
                                 _BATCH.value, False) for n in names}
-  for bench in benches.values():
-    bench.time(_WARMUP.value)
-  times = {n: [] for n in names}
-  for _ in range(_ROUNDS.value):
-    for n in names:
-      times[n].append(float(np.median(benches[n].time(_STEPS.value))))
+  times, _ = bench_lib.alternate(benches, _ROUNDS.value, _STEPS.value,
+                                _WARMUP.value)
   step = {n: float(np.median(t)) for n, t in times.items()}
-  # Ratio per round, then the median: rounds share the machine's load.
-  ratio = lambda n: float(np.median(np.array(times[n]) /
-                                    np.array(times["transformer_xl"])))
+  ratio = lambda n: bench_lib.round_ratio(times, n, "transformer_xl")
   flops = {n: bench_lib.model_flops(b.cfg, _BATCH.value)
            for n, b in benches.items()}
   return dict(mode="compare", remat=remat, batch=_BATCH.value,

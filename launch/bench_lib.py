@@ -11,6 +11,7 @@ from the vendor's datasheet, as in PaLM's appendix B. Remat makes the
 device do more than these FLOPs, so MFU falls under remat by design.
 """
 
+import os
 import time
 from typing import Callable
 
@@ -190,6 +191,44 @@ def largest_batch(fits: Callable[[int], bool], guess: int, limit: int,
   return lo, probes, False
 
 
+def fixed_batch(cfg, batch: int) -> dict:
+  """The batch every step is timed on: random tokens [B, T], no document
+  starts (memory carried), every token scored."""
+  tokens = jax.random.randint(jax.random.PRNGKey(1),
+                              (batch, cfg.segment_length), 1, cfg.vocab_size)
+  return {"tokens": tokens, "start_of_sequence": jnp.zeros((batch,), bool),
+          "loss_mask": jnp.ones_like(tokens, bool)}
+
+
+def timed_compile(lowered) -> tuple:
+  """(compiled, wall seconds, CPU seconds) of `lowered.compile()`. CPU
+  seconds of this process are less sensitive than wall time to other jobs
+  on a shared machine."""
+  start, cpu = time.perf_counter(), time.process_time()
+  compiled = lowered.compile()
+  return compiled, time.perf_counter() - start, time.process_time() - cpu
+
+
+def alternate(benches: dict, rounds: int, steps: int,
+              warmup: int) -> tuple[dict, list[float]]:
+  """Times every bench in turn, round after round, so all share the
+  machine's load: ({name: median step seconds per round}, the 1-minute
+  load average after each round)."""
+  for bench in benches.values():
+    bench.time(warmup)
+  times, loads = {n: [] for n in benches}, []
+  for _ in range(rounds):
+    for n, bench in benches.items():
+      times[n].append(float(np.median(bench.time(steps))))
+    loads.append(os.getloadavg()[0])
+  return times, loads
+
+
+def round_ratio(times: dict, name: str, base: str) -> float:
+  """Median over rounds of `name`'s step time over `base`'s in that round."""
+  return float(np.median(np.array(times[name]) / np.array(times[base])))
+
+
 class Bench:
   """One model's compiled `train_lib.update`, its state and a fixed batch."""
 
@@ -201,18 +240,9 @@ class Bench:
         model, train_lib.make_optimizer(opt), 0, batch)
     state = (jax.eval_shape(self._make_state) if compile_only
              else self._make_state())
-    tokens = jax.random.randint(jax.random.PRNGKey(1),
-                                (batch, cfg.segment_length), 1, cfg.vocab_size)
-    self.batch = {"tokens": tokens,
-                  "start_of_sequence": jnp.zeros((batch,), bool),
-                  "loss_mask": jnp.ones_like(tokens, bool)}
-    start, cpu = time.perf_counter(), time.process_time()
-    self.step = train_lib.jit_update(cfg, opt).lower(
-        state, self.batch).compile()
-    self.compile_s = time.perf_counter() - start
-    # CPU seconds of this process: less sensitive than wall time to other
-    # jobs on a shared machine.
-    self.compile_cpu_s = time.process_time() - cpu
+    self.batch = fixed_batch(cfg, batch)
+    self.step, self.compile_s, self.compile_cpu_s = timed_compile(
+        train_lib.jit_update(cfg, opt).lower(state, self.batch))
     self.state = None if compile_only else state
 
   def allocate(self):
