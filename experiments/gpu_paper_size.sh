@@ -6,21 +6,28 @@
 #   xl_b1_none        Transformer-XL, same size and batch, for the ratio
 #   melodi_max_none   the largest batch whose compiled step fits, remat none
 #   melodi_b1_window  batch 1, remat window
+# then, while the budget lasts, at launch/bench.py's default size:
+#   compare.jsonl     `launch.bench --compare` (MELODI, XL, Memorizing)
+#   sbs.jsonl         meliad beside us (experiments/meliad_side_by_side),
+#                     only if .meliad/ holds a meliad checkout (its
+#                     `transformer/`; git-ignored, carried) and flax is there
 # Sizes: 13 layers, E 1024, 8x128 heads, F 4096, V 32128, W 512, T 4096,
 # M = S = 128, long layer 6 with L 8192 / I 64, bfloat16. Each run is one
 # process (the allocator's peak is per process) under `timeout`; runs start
 # only while $BUDGET_S (510 s) allows, so the script ends inside 9 minutes,
 # later runs reported as skipped. Writes $OUT/runs.jsonl (one line per run:
-# the bench JSON, or its error) and $OUT/table.md, and nothing else.
+# the bench JSON, or its error), $OUT/table.md, $OUT/nvidia_smi.txt and the
+# two files above.
 #
 # Once, here, in the checkout the tool `run` sends (the session's own), the
 # wheels the device machine lacks (.whl/ is git-ignored; 0.4 MB):
 #   bash experiments/gpu_paper_size.sh fetch
+#   mkdir -p .meliad && cp -r /tmp/meliad_src/transformer .meliad/  # optional
 # Then the device call, tool `run`:
 #   command:   bash experiments/gpu_paper_size.sh
-#   carry:     [".whl"]
-#   timeout_s: 560
-# and copy files_at/{runs.jsonl,table.md} to experiments/results/gpu_paper_size/.
+#   carry:     [".whl", ".meliad"]
+#   timeout_s: 600
+# and copy files_at/* to experiments/results/gpu_paper_size/.
 # CPU smoke test of the same path at tiny sizes (MFU and memory are null):
 #   SMOKE=1 OUT=/tmp/gpu_smoke PYTHON=.venv/bin/python \
 #     bash experiments/gpu_paper_size.sh
@@ -32,7 +39,7 @@ if [[ "${1:-}" == fetch ]]; then  # Here: pure-Python wheels, no deps.
   haiku=$(grep -i '^dm-haiku==' requirements.txt)
   exec python3 -m pip download -q --no-deps --only-binary=:all: \
     --python-version 3.12 --implementation cp --platform any \
-    -d .whl "$haiku" jmp==0.0.4
+    -d .whl "$haiku" jmp==0.0.4 gin-config==0.5.0
 fi
 
 : "${OUT:?set OUT to the folder for runs.jsonl and table.md}"
@@ -66,7 +73,7 @@ else
     --segment_length=4096 --memory=128 --long_layer=6 --long_memory=8192
     --increment=64"
   STEPS="--steps=10 --warmup=2"; MAX_BYTES=""
-  BUDGET_S=${BUDGET_S:-510}
+  BUDGET_S=${BUDGET_S:-570}
 fi
 
 # bench <name> <seconds at most> <flags...>: one line of runs.jsonl.
@@ -95,13 +102,36 @@ print(json.dumps({"run": name, "stderr": err[-2000:], "error":
   echo "$name done at ${SECONDS} s (rc $rc)"
 }
 
-rm -f "$OUT/runs.jsonl"
-bench melodi_b1_none 180 --model=melodi --remat=none --batch=1
+# extra <name> <seconds at most> <command...>: run it if the budget allows,
+# its stderr tail printed when it fails.
+extra() {
+  local name=$1 cap=$2; shift 2
+  local left=$((BUDGET_S - SECONDS - 5)) rc
+  (( cap > left )) && cap=$left
+  if (( cap < 30 )); then echo "== $name skipped: budget spent"; return; fi
+  timeout -k 10 "$cap" "$@" 2> "$LOGS/$name.log"
+  rc=$?
+  (( rc == 0 )) || { echo "== $name failed (rc $rc)"; tail -n 15 "$LOGS/$name.log"; }
+  echo "$name done at ${SECONDS} s (rc $rc)"
+}
+
+rm -f "$OUT/runs.jsonl" "$OUT/compare.jsonl" "$OUT/sbs.jsonl"
+nvidia-smi > "$OUT/nvidia_smi.txt" 2>&1
+bench melodi_b1_none 150 --model=melodi --remat=none --batch=1
 bench xl_b1_none 90 --model=transformer_xl --remat=none --batch=1
 # The search stops probing after 2/3 of its time; the rest runs the batch.
-bench melodi_max_none 240 --model=melodi --remat=none --max_batch \
-  --max_batch_seconds=150 $MAX_BYTES
-bench melodi_b1_window 150 --model=melodi --remat=window --batch=1
+bench melodi_max_none 200 --model=melodi --remat=none --max_batch \
+  --max_batch_seconds=120 $MAX_BYTES
+bench melodi_b1_window 120 --model=melodi --remat=window --batch=1
+extra compare 90 bash -c "\"$PY\" -m launch.bench --compare --rounds=3 \
+  --steps=10 | tail -1 >> \"$OUT/compare.jsonl\""
+if [[ -d .meliad/transformer ]]; then
+  # A cache of its own, so its compile times are first compiles too.
+  extra meliad 150 env JAX_COMPILATION_CACHE_DIR="$LOGS/sbs_cache" \
+    bash -c "\"$PY\" -m experiments.meliad_side_by_side --meliad_dir=.meliad \
+    --impls=meliad,none,window,none_unroll4 --rounds=5 --steps=10 \
+    --warmup=2 --out=\"$OUT/sbs.jsonl\" > /dev/null"
+fi
 "$PY" - "$OUT/runs.jsonl" > "$OUT/table.md" <<'PYEOF'
 import json, sys
 runs = {r["run"]: r for r in map(json.loads, open(sys.argv[1]))}
