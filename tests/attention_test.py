@@ -3,6 +3,7 @@
 import json
 
 from absl.testing import absltest
+from absl.testing import parameterized
 import chex
 import haiku as hk
 import jax
@@ -62,13 +63,15 @@ class AttendTest(absltest.TestCase):
                                 jax.nn.softmax(scores), atol=1e-6)
 
 
-class MixGradientTest(absltest.TestCase):
+class MixGradientTest(parameterized.TestCase):
 
-  def test_custom_gradient_equals_autodiff(self):
+  # Batch sizes 1, even and odd: the bias gradient sums rows by halving.
+  @parameterized.parameters(1, 2, 3, 5)
+  def test_custom_gradient_equals_autodiff(self, b):
     # A fully masked row (all weights 0), a bias, a learned scale, dropout.
     q, k, v, g = (jax.random.normal(jax.random.PRNGKey(i), shape) for i, shape
-                  in enumerate([(2, 5, 3, 4), (2, 7, 3, 4), (2, 7, 3, 4),
-                                (2, 5, 3, 4)]))
+                  in enumerate([(b, 5, 3, 4), (b, 7, 3, 4), (b, 7, 3, 4),
+                                (b, 5, 3, 4)]))
     bias = jax.random.normal(jax.random.PRNGKey(5), (3, 5, 7))
     scale = jnp.array([0.5, 2.0, 3.0])
     mask = np.ones((5, 7), bool)
