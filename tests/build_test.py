@@ -12,7 +12,10 @@ from absl.testing import absltest
 
 _ROOT = pathlib.Path(__file__).resolve().parent.parent
 _PACKAGES = ("melodi_hk", "data", "launch", "tests", "experiments")
-_SKIP_DIRS = {".venv", ".git", "__pycache__", ".pytest_cache"}
+# Not ours: tools' folders, and the git-ignored ones a device call carries
+# (experiments/gpu_paper_size.sh: wheels, a meliad checkout).
+_SKIP_DIRS = {".venv", ".git", "__pycache__", ".pytest_cache", ".whl",
+              ".meliad"}
 # pytest loads conftest.py before any test without an import, so a dep on
 # its target is used though nothing imports it.
 _IMPLICIT = {"conftest.py"}
