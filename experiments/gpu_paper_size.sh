@@ -11,13 +11,15 @@
 #   sbs.jsonl         meliad beside us (experiments/meliad_side_by_side),
 #                     only if .meliad/ holds a meliad checkout (its
 #                     `transformer/`; git-ignored, carried) and flax is there
+# and at the paper size, MELODI b1 none:
+#   profile.md        where the step's time goes (experiments/step_profile)
 # Sizes: 13 layers, E 1024, 8x128 heads, F 4096, V 32128, W 512, T 4096,
 # M = S = 128, long layer 6 with L 8192 / I 64, bfloat16. Each run is one
 # process (the allocator's peak is per process) under `timeout`; runs start
 # only while $BUDGET_S (510 s) allows, so the script ends inside 9 minutes,
 # later runs reported as skipped. Writes $OUT/runs.jsonl (one line per run:
 # the bench JSON, or its error), $OUT/table.md, $OUT/nvidia_smi.txt and the
-# two files above.
+# three files above.
 #
 # Once, here, in the checkout the tool `run` sends (the session's own), the
 # wheels the device machine lacks (.whl/ is git-ignored; 0.4 MB):
@@ -115,7 +117,7 @@ extra() {
   echo "$name done at ${SECONDS} s (rc $rc)"
 }
 
-rm -f "$OUT/runs.jsonl" "$OUT/compare.jsonl" "$OUT/sbs.jsonl"
+rm -f "$OUT/runs.jsonl" "$OUT/compare.jsonl" "$OUT/sbs.jsonl" "$OUT/profile.md"
 nvidia-smi > "$OUT/nvidia_smi.txt" 2>&1
 bench melodi_b1_none 150 --model=melodi --remat=none --batch=1
 bench xl_b1_none 90 --model=transformer_xl --remat=none --batch=1
@@ -132,6 +134,9 @@ if [[ -d .meliad/transformer ]]; then
     --impls=meliad,none,window,none_unroll4 --rounds=5 --steps=10 \
     --warmup=2 --out=\"$OUT/sbs.jsonl\" > /dev/null"
 fi
+# shellcheck disable=SC2086
+extra profile 120 "$PY" -m experiments.step_profile $SIZE --dtype=bfloat16 \
+  --batch=1 --steps=3 --top=40 --out="$OUT/profile.md"
 "$PY" - "$OUT/runs.jsonl" > "$OUT/table.md" <<'PYEOF'
 import json, sys
 runs = {r["run"]: r for r in map(json.loads, open(sys.argv[1]))}

@@ -12,7 +12,8 @@ layer indices folded (`layer_*`), split into forward and backward
 (`transpose(...)`, autodiff's backward pass; the custom attention gradient's
 recompute counts as backward too). On CPU the times are thread times
 summed over XLA's worker threads, so they add up to more than the wall
-step time; shares are of their sum.
+step time; shares are of their sum. On a GPU they are the device's "XLA
+Ops" times.
 
   python -m experiments.step_profile --top=20              # bench default
   python -m experiments.step_profile --model=transformer_xl --out=/tmp/p.md
@@ -70,20 +71,18 @@ def group_of(op_name: str) -> str:
 
 
 def instruction_ms(xplane: str, names: set[str], steps: int) -> dict:
-  """{instruction: milliseconds per step} of the trace's events whose
-  name is one of the module's instructions."""
-  from tensorflow.tsl.profiler.protobuf import xplane_pb2  # pylint: disable=g-import-not-at-top
-  space = xplane_pb2.XSpace()
-  with open(xplane, "rb") as f:
-    space.ParseFromString(f.read())
+  """{instruction: milliseconds per step} of the trace's events named after
+  one of the module's instructions: the host threads' (CPU thunks) and, on
+  an accelerator, the device planes' "XLA Ops" lines (their other lines name
+  kernels and streams, which would count the same time twice)."""
   totals = collections.Counter()
-  for plane in space.planes:
-    meta = {k: v.name for k, v in plane.event_metadata.items()}
+  for plane in jax.profiler.ProfileData.from_file(xplane).planes:
     for line in plane.lines:
+      if plane.name.startswith("/device:") and line.name != "XLA Ops":
+        continue
       for event in line.events:
-        name = meta.get(event.metadata_id)
-        if name in names:
-          totals[name] += event.duration_ps / 1e9 / steps
+        if event.name in names:
+          totals[event.name] += event.duration_ns / 1e6 / steps
   return totals
 
 
