@@ -16,7 +16,7 @@
 # Sizes: 13 layers, E 1024, 8x128 heads, F 4096, V 32128, W 512, T 4096,
 # M = S = 128, long layer 6 with L 8192 / I 64, bfloat16. Each run is one
 # process (the allocator's peak is per process) under `timeout`; runs start
-# only while $BUDGET_S (510 s) allows, so the script ends inside 9 minutes,
+# only while $BUDGET_S (570 s) allows, so the script ends inside 10 minutes,
 # later runs reported as skipped. Writes $OUT/runs.jsonl (one line per run:
 # the bench JSON, or its error), $OUT/table.md, $OUT/nvidia_smi.txt and the
 # three files above.

@@ -49,8 +49,8 @@ _LEADING = flags.DEFINE_list(
 
 # op_name components that wrap the model's own path without naming it.
 _WRAPPERS = re.compile(r"^(jit\(update\)|jvp\(.*\)|transpose\(.*\)|"
-                       r"closed_call|while|body|cond|checkpoint|remat.*|"
-                       r"rematted_computation|checkpoint\(.*\))$")
+                       r"closed_call|while|body|cond|checkpoint(\(.*\))?|"
+                       r"remat.*)$")
 
 
 def op_names(hlo_text: str) -> dict[str, str]:
@@ -105,7 +105,7 @@ def profile(step: bench_lib.Bench, steps: int) -> tuple[dict, float]:
 def table(groups: dict, wall_s: float, top: int) -> list[str]:
   total = sum(groups.values())
   lines = [f"Median step {wall_s * 1e3:.1f} ms; XLA op time {total:.1f} ms "
-           "per step (summed over threads).", "",
+           "per step (CPU: summed over threads).", "",
            "| ms / step | share | group |", "|---|---|---|"]
   for group, ms in sorted(groups.items(), key=lambda kv: -kv[1])[:top]:
     lines.append(f"| {ms:.2f} | {ms / total:.1%} | `{group}` |")

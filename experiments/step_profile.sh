@@ -2,7 +2,7 @@
 # Profiles of the bench-default training step (experiments/step_profile.py),
 # MELODI and Transformer-XL, at the commit before the attention's bias-
 # gradient change (1d42844, in a temporary git worktree) and now, and the
-# leading-axis sum it works around, timed both ways. ~4 min on 2 idle cores.
+# leading-axis sum it works around, timed both ways. ~1.5 min on 2 idle cores.
 #   bash experiments/step_profile.sh [out_dir]
 # Writes <model>_before.md, <model>.md, profiles.jsonl, leading_sum.jsonl.
 set -euo pipefail

@@ -197,9 +197,9 @@ def _sum_rows(x: jax.Array) -> jax.Array:  # [B, ...] -> [...]
   """The sum over the leading axis, by halving it: log2(B) fused adds.
 
   XLA's CPU backend (jax 0.10) hands a reduction over a short leading axis
-  into a large output to YNNPACK, which takes ~20x longer than these adds
-  (1 ms instead of 50 us for [2, 4, 160, 192]); as `jnp.sum` or an einsum,
-  the bias gradient's batch sum was 5-8% of a training step.
+  into a large output to YNNPACK, which is many times slower than these
+  adds; as `jnp.sum` or an einsum, the bias gradient's batch sum was 5-9%
+  of a training step's op time (`experiments/step_profile.sh`).
   """
   while x.shape[0] > 1:
     half = x.shape[0] // 2
