@@ -38,17 +38,27 @@ def t5_buckets(distance: np.ndarray) -> np.ndarray:
 
 
 class RelativePositionBias(hk.Module):
-  """A per-layer (H, 32) T5 table looked up by static distances."""
+  """A per-layer (H, 32) T5 table looked up by query-key distances."""
 
   def __init__(self, num_heads: int, name: str = "relative_positions"):
     super().__init__(name=name)
     self.num_heads = num_heads
 
-  def __call__(self, distance: np.ndarray) -> jax.Array:  # [Q, K]->[H, Q, K]
+  def __call__(self, distance) -> jax.Array:  # int[...] -> [H, ...]
+    """The bias of integer distances, numpy or traced (negatives count 0).
+
+    Every distance from MAX_DISTANCE on has the last bucket, so a static
+    [H, MAX_DISTANCE + 1] table of biases covers all of them and the
+    distances only index it: no bucket is computed from a tracer, and a
+    traced [Q, K] layout stays an iota in the compiled step instead of a
+    constant of Q x K integers per layer.
+    """
     table = hk.get_parameter(
         "embedding", [self.num_heads, NUM_BUCKETS], jnp.float32,
         init=hk.initializers.RandomNormal(NUM_BUCKETS ** -0.5))
-    return jnp.take(table, t5_buckets(distance), axis=1)
+    by_distance = jnp.take(table, t5_buckets(np.arange(MAX_DISTANCE + 1)),
+                           axis=1)  # [H, MAX_DISTANCE + 1]
+    return jnp.take(by_distance, jnp.clip(distance, 0, MAX_DISTANCE), axis=1)
 
 
 def causal_layout(num_memory: int, num_queries: int):
@@ -58,10 +68,14 @@ def causal_layout(num_memory: int, num_queries: int):
   last `num_queries` of them; a key is visible iff strictly earlier.
 
   Returns:
-    distance int32[Q, K] and mask bool[Q, K] (numpy: static at trace time).
+    distance int32[Q, K] and mask bool[Q, K], built from iotas: under jit
+    they compile to a few fused integer ops rather than [Q, K] constants
+    (at the paper's size these were 26 constants and 64 MB of the step's
+    StableHLO).
   """
-  q_pos = np.arange(num_queries)[:, None] + num_memory
-  k_pos = np.arange(num_memory + num_queries)[None, :]
+  shape = (num_queries, num_memory + num_queries)
+  q_pos = jax.lax.broadcasted_iota(jnp.int32, shape, 0) + num_memory
+  k_pos = jax.lax.broadcasted_iota(jnp.int32, shape, 1)
   return q_pos - k_pos, k_pos < q_pos
 
 

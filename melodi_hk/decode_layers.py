@@ -44,17 +44,6 @@ def _write(kv: LayerKV, keys, values, slot) -> LayerKV:
   return LayerKV(put(kv.keys, keys), put(kv.values, values))
 
 
-def _bias(position_bias, distance: jax.Array) -> jax.Array:
-  """T5 bias [H, 1, n] of traced distances int32[n] (negatives count as 0).
-
-  The table is looked up by static distances 0..n-1 (the same buckets as
-  `apply`'s) and then gathered, so no bucket is computed from a tracer.
-  """
-  n = distance.shape[0]
-  table = position_bias(np.arange(n))  # [H, n]
-  return jnp.take(table, jnp.clip(distance, 0, n - 1), axis=1)[:, None, :]
-
-
 def melodi_layer(layer, x, kv: LayerKV, long, query_slot):
   """A MELODI layer for one context token x [B, 1, E] at slot M + p.
 
@@ -67,7 +56,7 @@ def melodi_layer(layer, x, kv: LayerKV, long, query_slot):
   distance = query_slot - jnp.arange(kv.keys.shape[1])  # [M+W]
   att = attention.attend(  # [B, 1, H, D]
       queries, kv.keys, kv.values, layer.attention.scale(),
-      bias=_bias(layer.position_bias, distance), mask=(distance > 0)[None])
+      bias=layer.position_bias(distance[None]), mask=(distance > 0)[None])
   if layer.long_term:
     # pylint: disable-next=protected-access
     att = layer._gate(att, layer._cross_attention(queries, long, False))
@@ -92,7 +81,7 @@ def xl_layer(layer, x, kv: LayerKV, position, window: int, has_cache: bool):
   else:
     seen_keys, seen_values = kv.keys, kv.values
     distance = position - jnp.arange(window)  # [W]
-    bias, mask = _bias(layer.position_bias, distance), (distance > 0)[None]
+    bias, mask = layer.position_bias(distance[None]), (distance > 0)[None]
   heads = attention.attend(queries, seen_keys, seen_values,
                            layer.attention.scale(), bias=bias, mask=mask)
   return layer.residual(x, heads, False), kv
