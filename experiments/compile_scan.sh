@@ -9,7 +9,10 @@ set -euo pipefail
 OUT=${1:-/tmp/compile_scan}; ROUNDS=${2:-1}
 mkdir -p "$OUT"
 PY=${PYTHON:-.venv/bin/python}
-FIRST=$(( $(cat "$OUT/compile_scan.jsonl" 2>/dev/null | wc -l) / 6 ))
+FIRST=0  # Rounds already in $OUT (a fresh $OUT has none).
+if [ -f "$OUT/compile_scan.jsonl" ]; then
+  FIRST=$(( $(wc -l < "$OUT/compile_scan.jsonl") / 6 ))
+fi
 for round in $(seq $((FIRST + 1)) $((FIRST + ROUNDS))); do
   for layers in 4 13 24; do
     for scan in false true; do
