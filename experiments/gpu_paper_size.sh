@@ -6,6 +6,8 @@
 #   xl_b1_none        Transformer-XL, same size and batch, for the ratio
 #   melodi_max_none   the largest batch whose compiled step fits, remat none
 #   melodi_b1_window  batch 1, remat window
+#   melodi_b1_scan    batch 1, remat none, scan_layers (the launch config
+#                     keeps it off for step time, measured only on CPU)
 # then, while the budget lasts, at launch/bench.py's default size:
 #   compare.jsonl     `launch.bench --compare` (MELODI, XL, Memorizing)
 #   sbs.jsonl         meliad beside us (experiments/meliad_side_by_side),
@@ -64,7 +66,7 @@ export JAX_COMPILATION_CACHE_DIR=$LOGS/jax_cache
 export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0
 if [[ -n "${SMOKE:-}" ]]; then
   export JAX_PLATFORMS=cpu
-  SIZE="--num_layers=3 --embed_dim=64 --num_heads=2 --head_dim=32
+  SIZE="--num_layers=4 --embed_dim=64 --num_heads=2 --head_dim=32
     --mlp_dim=128 --vocab_size=256 --window_length=32 --segment_length=128
     --memory=8 --long_layer=1 --long_memory=64 --increment=8"
   STEPS="--steps=2 --warmup=1"; MAX_BYTES="--max_batch_bytes=40000000"
@@ -125,6 +127,7 @@ bench xl_b1_none 90 --model=transformer_xl --remat=none --batch=1
 bench melodi_max_none 200 --model=melodi --remat=none --max_batch \
   --max_batch_seconds=120 $MAX_BYTES
 bench melodi_b1_window 120 --model=melodi --remat=window --batch=1
+bench melodi_b1_scan 120 --model=melodi --remat=none --batch=1 --scan_layers
 extra compare 90 bash -c "\"$PY\" -m launch.bench --compare --rounds=3 \
   --steps=10 | tail -1 >> \"$OUT/compare.jsonl\""
 if [[ -d .meliad/transformer ]]; then
@@ -160,6 +163,10 @@ if m and x:
   print(f"\nMELODI / Transformer-XL step time at batch 1: "
         f"{m['step_s'] / x['step_s']:.2f}x (FLOPs predict "
         f"{m['flops_per_step'] / x['flops_per_step']:.2f}x).")
+s = (runs.get("melodi_b1_scan") or {}).get("bench")
+if m and s:
+  print(f"\nscan_layers: step {s['step_s'] / m['step_s']:.2f}x, compile "
+        f"{s['compile_s'] / m['compile_s']:.2f}x of the unrolled layers'.")
 search = (runs.get("melodi_max_none", {}).get("bench") or {}).get("max_batch")
 if search:
   print(f"\nLargest batch: probes (batch, XLA bytes, fits) {search['probes']} "
