@@ -5,7 +5,7 @@
 # machine's load; compile CPU-seconds drift by 10% with other jobs, so only
 # a paired comparison says what a change bought (README, Compile time).
 #   nice -n 10 bash experiments/compile_vs.sh <commit> [out_dir] [rounds] [layers]
-# Appends to <out_dir>/compile_vs.jsonl and prints the medians and their ratio.
+# Appends to <out_dir>/compile_vs.jsonl and prints each commit's median.
 set -euo pipefail
 REV=$1
 OUT=$(realpath -m "${2:-experiments/results/compile_scan}")

@@ -38,7 +38,6 @@ class CausalLayoutTest(absltest.TestCase):
                                          [1, 1, 1, 1, 0]])
     np.testing.assert_array_equal(distance[0], [2, 1, 0, -1, -2])
 
-
   def test_layout_compiles_to_iotas_not_constants(self):
     # A [Q, K] layout baked in as constants, once per layer, made up 64 of
     # the paper-size step's 68 MB of StableHLO.
