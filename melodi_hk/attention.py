@@ -109,27 +109,8 @@ def attend(queries, keys, values, scale, *, bias=None, mask=None,
   if is_training and dropout_rate > 0.0:
     keep = nn.keep_mask(dropout_rate, (scale.shape[0],) + queries.shape[1:2] +
                         keys.shape[1:2])  # [H, Q, K]
-  return _attend(*_same_varying_axes(queries, keys, values, scale, bias),
+  return _attend(*nn.same_varying_axes(queries, keys, values, scale, bias),
                  mask, keep, dropout_rate)
-
-
-def _varying(x) -> frozenset:
-  return jax.typeof(x).manual_axis_type.varying
-
-
-def _same_varying_axes(*xs):
-  """Marks every input as varying over the axes any of them varies over.
-
-  Under shard_map the rows vary over the device axis while the scale and
-  bias are replicated; a custom gradient must return each cotangent with
-  its input's type, so the replicated inputs are cast to varying first
-  (autodiff turns that cast into the psum of their gradients).
-  """
-  axes = frozenset().union(*(_varying(x) for x in xs if x is not None))
-  return tuple(
-      x if x is None or not axes - _varying(x) else
-      jax.lax.pcast(x, tuple(sorted(axes - _varying(x))), to="varying")
-      for x in xs)
 
 
 def _scores(queries, keys, scale, bias, mask):

@@ -29,9 +29,61 @@ class RMSNorm(hk.Module):
   def __call__(self, x: jax.Array) -> jax.Array:  # [..., E] -> [..., E]
     scale = hk.get_parameter("scale", [x.shape[-1]], jnp.float32,
                              init=jnp.ones)
-    x32 = x.astype(jnp.float32)
-    y = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, -1, keepdims=True) + 1e-6)
-    return (y * scale).astype(x.dtype)
+    return _rms_norm(*same_varying_axes(x, scale))
+
+
+def _normalised(x):  # [..., E] -> float32 x / rms(x) [..., E], 1 / rms [..., 1]
+  x32 = x.astype(jnp.float32)
+  r = jax.lax.rsqrt(jnp.mean(x32 * x32, -1, keepdims=True) + 1e-6)
+  return x32 * r, r
+
+
+@jax.custom_vjp
+def _rms_norm(x, scale):
+  """The norm with a gradient that stores only x and 1 / rms(x).
+
+  Autodiff also stores the float32 normalised x (for the scale's gradient),
+  one more [..., E] array per norm, window and layer: six per MELODI layer.
+  Recomputing it costs one multiply.
+  """
+  return (_normalised(x)[0] * scale).astype(x.dtype)
+
+
+def _rms_norm_fwd(x, scale):
+  y, r = _normalised(x)
+  return (y * scale).astype(x.dtype), (x, r, scale)
+
+
+def _rms_norm_bwd(residuals, grad):  # grad [..., E]
+  x, r, scale = residuals
+  y = x.astype(jnp.float32) * r
+  g = grad.astype(jnp.float32)
+  gy = g * scale  # The gradient with respect to y.
+  grad_x = r * (gy - y * jnp.mean(gy * y, -1, keepdims=True))
+  grad_scale = jnp.sum(g * y, tuple(range(y.ndim - 1)))
+  return grad_x.astype(x.dtype), grad_scale
+
+
+_rms_norm.defvjp(_rms_norm_fwd, _rms_norm_bwd)
+
+
+def _varying(x) -> frozenset:
+  return jax.typeof(x).manual_axis_type.varying
+
+
+def same_varying_axes(*xs):
+  """Marks every input as varying over the axes any of them varies over.
+
+  Under shard_map the rows vary over the device axis while parameters are
+  replicated; a custom gradient must return each cotangent with its
+  input's type, so the replicated inputs are cast to varying first
+  (autodiff turns that cast into the psum of their gradients).
+  """
+  axes = frozenset().union(*(_varying(x) for x in xs if x is not None))
+  return tuple(
+      x if x is None or not axes - _varying(x) else
+      jax.lax.pcast(x, tuple(sorted(axes - _varying(x))), to="varying")
+      for x in xs)
 
 
 class Dense(hk.Module):
