@@ -1,9 +1,9 @@
 #!/bin/bash
-# Compile time of the paper-size training step (launch.bench --compile_only,
-# remat none, scan_layers off) at another commit (in a temporary git
-# worktree) and now, one process per compile, alternating so both share the
-# machine's load; compile CPU-seconds drift by 10% with other jobs, so only
-# a paired comparison says what a change bought (README, Compile time).
+# launch.bench at another commit (in a temporary git worktree) and now, one
+# process per run, alternating so both share the machine's load: by default
+# the paper-size step's compile (--compile_only, remat none, scan_layers
+# off). Compile CPU-seconds drift by 10% with other jobs, so only a paired
+# comparison says what a change bought (README, Compile time).
 #   nice -n 10 bash experiments/compile_vs.sh <commit> [out_dir] [rounds] [layers]
 # Appends to <out_dir>/compile_vs.jsonl and prints each commit's median.
 # STEP=1 times the bench-default step instead (launch.bench's default

@@ -1,5 +1,6 @@
 """Building blocks shared by every model: RMS norm, dense, FFN, dropout,
-and the token embedding with its tied output head.
+the token embedding with its tied output head, and the shard_map cast that
+custom gradients need.
 
 Glossary of shapes:
 - B: batch.  n: tokens in the sequence at hand.  V: vocabulary.
@@ -46,7 +47,7 @@ def _rms_norm(x, scale):
   one more [..., E] array per norm, window and layer: six per MELODI layer.
   Recomputing it costs one multiply.
   """
-  return (_normalised(x)[0] * scale).astype(x.dtype)
+  return _rms_norm_fwd(x, scale)[0]
 
 
 def _rms_norm_fwd(x, scale):

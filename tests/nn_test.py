@@ -25,16 +25,14 @@ class RMSNormTest(parameterized.TestCase):
     x = x.at[0, 0].set(0.0)  # A zero row: 1 / rms is 1000 there.
     scale = jax.random.normal(jax.random.PRNGKey(2), (8,))
     norm = hk.without_apply_rng(hk.transform(lambda x: nn.RMSNorm()(x)))
-    params = {"rms_norm": {"scale": scale}}
+    ours = lambda x, s: norm.apply({"rms_norm": {"scale": s}}, x)
     loss = lambda f: lambda x, s: jnp.sum((f(x, s) * g).astype(jnp.float32))
-    ours = jax.grad(loss(lambda x, s: norm.apply({"rms_norm": {"scale": s}},
-                                                 x)), (0, 1))(x, scale)
+    grads = jax.grad(loss(ours), (0, 1))(x, scale)
     autodiff = jax.grad(loss(_autodiff_norm), (0, 1))(x, scale)
-    chex.assert_trees_all_equal(norm.apply(params, x),
-                                _autodiff_norm(x, scale))
+    chex.assert_trees_all_equal(ours(x, scale), _autodiff_norm(x, scale))
     tol = 1e-5 if dtype == jnp.float32 else 2e-2
-    chex.assert_trees_all_close(ours, autodiff, rtol=tol, atol=tol)
-    chex.assert_trees_all_equal_dtypes(ours, autodiff)
+    chex.assert_trees_all_close(grads, autodiff, rtol=tol, atol=tol)
+    chex.assert_trees_all_equal_dtypes(grads, autodiff)
 
 
 if __name__ == "__main__":
