@@ -1,6 +1,7 @@
 """Attention primitives against the reference (melodi_hk/README.md §3)."""
 
 import json
+import re
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -115,6 +116,40 @@ class MixGradientTest(parameterized.TestCase):
     chex.assert_trees_all_close(got, want, rtol=1e-5, atol=1e-6)
     chex.assert_trees_all_close(got_vjp(g), want_vjp(g), rtol=1e-4,
                                 atol=1e-5)
+
+
+class DroppedWeightsTest(absltest.TestCase):
+
+  def test_equal_to_dropout_with_constant_zeros(self):
+    weights = jax.nn.softmax(jax.random.normal(jax.random.PRNGKey(0),
+                                               (2, 3, 5, 7)))
+    keep = jax.random.bernoulli(jax.random.PRNGKey(1), 0.7, (3, 5, 7))
+    np.testing.assert_array_equal(
+        attention._dropped(weights, keep, 0.3),
+        jnp.where(keep, weights / 0.7, 0.0))
+
+  def test_scan_does_not_materialise_a_constant_per_score(self):
+    # The dropped weights' zeros once came from a constant, whose [B, H, Q,
+    # K] broadcast XLA lifted out of the window scan as a kernel of its own
+    # (fusion(%constant)) that every window then read.
+    b, q, k, h, d = 3, 5, 64, 2, 4
+
+    def loss(queries, keys, values):
+      def window(total, x):  # x: [B, Q, H, D]
+        keep = jax.random.bernoulli(jax.random.PRNGKey(0), 0.7, (h, q, k))
+        out = attention._attend(x, keys, values, jnp.ones(h), None, None,
+                                keep, 0.3)
+        return total + jnp.sum(out**2), None
+      return jax.lax.scan(window, 0.0, queries)[0]
+
+    args = (jnp.ones((6, b, q, h, d)), jnp.ones((b, k, h, d)),
+            jnp.ones((b, k, h, d)))
+    text = jax.jit(jax.grad(loss, (0, 1, 2))).lower(*args).compile().as_text()
+    self.assertIn("while", text)
+    materialised = re.findall(
+        rf"f32\[{b},{h},{q},{k}\]\{{[^}}]*\}} fusion\(%constant[.\d]*\)",
+        text)
+    self.assertEqual(materialised, [])
 
 
 class KeepMaskTest(absltest.TestCase):
