@@ -103,11 +103,13 @@ def bench_table(records: list[dict]) -> list[str]:
         f"{'-' if q is None else f'{q:.2f}x'} |")
   if step:
     lines += ["", f"{step['rounds']} alternating rounds of {step['steps']} "
-              "steps; 1-minute load average per round: " +
+              f"steps, code {step.get('code', 'not recorded')}; 1-minute "
+              "load average per round: " +
               ", ".join(f"{x:.1f}" for x in step["load_1min"]) + "."]
   others = [r for r in records if r.get("mode") == "step" and r is not step]
   for k, run in enumerate(others):  # The other runs, for the spread.
-    lines += ["", f"Other run {k + 1}: step / {run['base']} " + ", ".join(
+    code = f" (code {run['code']})" if "code" in run else " (older code)"
+    lines += ["", f"Other run {k + 1}{code}: step / {run['base']} " + ", ".join(
         f"{n} {q:.2f}x" for n, q in run["ratio_to_base"].items()) +
               f" (load {min(run['load_1min']):.1f}-"
               f"{max(run['load_1min']):.1f})."]

@@ -33,6 +33,7 @@ golden inputs and checks its logits, so a wrong checkout fails loudly.
 import dataclasses
 import json
 import os
+import subprocess
 
 from absl import app
 from absl import flags
@@ -232,6 +233,20 @@ def main(argv):
     emit(alternate(benches))
 
 
+def code_version() -> str:
+  """melodi_hk's commit, with "+" when the tree has changes; "unknown"
+  outside a git checkout. Step records carry it: the report must not pass
+  an older code's ratios off as the current code's."""
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  try:
+    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root,
+                         capture_output=True, text=True, check=True)
+    dirty = subprocess.run(["git", "diff", "--quiet", "HEAD"], cwd=root)
+  except (OSError, subprocess.CalledProcessError):
+    return "unknown"
+  return rev.stdout.strip() + ("+" if dirty.returncode else "")
+
+
 def alternate(benches: dict) -> dict:
   """Median step seconds over alternating rounds; ratios to meliad's (or
   to the first implementation) per round, then their median."""
@@ -239,7 +254,8 @@ def alternate(benches: dict) -> dict:
   times, loads = bench_lib.alternate(benches, rounds, steps,
                                      bench._WARMUP.value)  # pylint: disable=protected-access
   base = "meliad" if "meliad" in benches else next(iter(benches))
-  return dict(mode="step", base=base, rounds=rounds, steps=steps,
+  return dict(mode="step", base=base, code=code_version(), rounds=rounds,
+              steps=steps,
               step_s={n: float(np.median(t)) for n, t in times.items()},
               step_s_rounds=times,
               ratio_to_base={n: bench_lib.round_ratio(times, n, base)

@@ -147,14 +147,18 @@ class ReportTest(absltest.TestCase):
         ("meliad", "none", "none_unroll4", "window")] + [
             _step({"meliad": 1.0, "none": 0.9, "none_unroll4": 0.8,
                    "window": 0.85}),
-            _step({"meliad": 1.0, "none_unroll4": 0.82})]
+            _step({"meliad": 1.0, "none_unroll4": 0.82}),
+            dict(_step({"meliad": 1.0, "none": 0.88}), code="abc1234")]
     rows = meliad_report.bench_table(records)
     # IMPLS first, then the others in the order they were compiled.
     self.assertEqual([r.split(" | ")[0] for r in rows[2:6]],
                      ["| meliad", "| none", "| window", "| none_unroll4"])
     self.assertIn("| 0.80x |", rows[5])
-    self.assertIn("Other run 1: step / meliad meliad 1.00x, "
+    self.assertIn("Other run 1 (older code): step / meliad meliad 1.00x, "
                   "none_unroll4 0.82x (load 1.0-1.0).", rows)
+    # Step records name the code they timed; those before that field don't.
+    self.assertIn("Other run 2 (code abc1234): step / meliad meliad 1.00x, "
+                  "none 0.88x (load 1.0-1.0).", rows)
 
 
 def _step(ratios: dict) -> dict:
