@@ -66,8 +66,9 @@ class ProbeLayer(layers.MelodiLayer):
   def _probe(self, x, u, short, long) -> dict:
     seq = jnp.concatenate([short.tokens, x, u], axis=1)  # [B, M+W+S, E]
     m, w = short.tokens.shape[1], x.shape[1]
-    keys, values, queries = self.attention.keys_values_queries(
-        seq, False, first_query=m)  # queries [B, Q, H, D]
+    keys, values, raw_queries = self.attention.keys_values_queries(
+        seq, False, first_query=m, normalized=False)  # queries [B, Q, H, D]
+    keys, queries = attention.unit(keys), attention.unit(raw_queries)
     distance, mask = attention.causal_layout(m, seq.shape[1] - m)
     scale = self.attention.scale()
     weights = attention.safe_softmax(attention._scores(  # [B, H, Q, M+W+S]
@@ -79,10 +80,11 @@ class ProbeLayer(layers.MelodiLayer):
     reference = self._self_attention(x, u, short, False)[1]
     out = dict(groups=groups, check=_relative(self_out, reference))
     if self.long_term:
-      out.update(self._probe_long(queries, long, self_out))
+      out.update(self._probe_long(raw_queries, long, self_out))
     return out
 
-  def _probe_long(self, queries, long, self_out) -> dict:
+  def _probe_long(self, raw_queries, long, self_out) -> dict:
+    queries = attention.unit(raw_queries)
     written = jnp.any(long.tokens != 0, axis=-1)  # [B, L]
     mask = None
     if self.cfg.mask_unwritten_long_memory:
@@ -92,7 +94,7 @@ class ProbeLayer(layers.MelodiLayer):
         queries, long.keys, self.long_scale(), None, mask))
     cross = jnp.einsum("bhqk,bkhd->bqhd", weights.astype(long.values.dtype),
                        long.values)  # [B, Q, H, D]
-    reference = self._cross_attention(queries, long, False)
+    reference = self._cross_attention(raw_queries, long, False)
     gate = hk.get_parameter("attn_gate", [self.cfg.num_heads,
                                           self.cfg.head_dim], jnp.float32)
     alpha = jax.nn.sigmoid(gate)  # [H, D]

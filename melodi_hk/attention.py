@@ -86,12 +86,14 @@ def safe_softmax(scores: jax.Array) -> jax.Array:  # [..., K] -> [..., K]
 
 
 def attend(queries, keys, values, scale, *, bias=None, mask=None,
-           dropout_rate=0.0, is_training=False) -> jax.Array:
+           dropout_rate=0.0, is_training=False, normalize_queries=False,
+           normalize_keys=False) -> jax.Array:
   """Scaled, optionally biased and masked attention (melodi_hk/README.md §3).
 
   Args:
-    queries: [B, Q, H, D] unit-norm queries.
-    keys: [B, K, H, D] unit-norm keys.
+    queries: [B, Q, H, D] unit-norm queries, or raw ones with
+      `normalize_queries`.
+    keys: [B, K, H, D] unit-norm keys, or raw ones with `normalize_keys`.
     values: [B, K, H, D].
     scale: [H] non-negative temperatures (already |s|).
     bias: optional [H, Q, K] position bias, added before scaling.
@@ -99,6 +101,10 @@ def attend(queries, keys, values, scale, *, bias=None, mask=None,
     dropout_rate: attention-weight dropout, one [H, Q, K] mask per call
       shared by the batch (as meliad).
     is_training: enables dropout.
+    normalize_queries: L2-normalise the queries per head here (`unit`).
+    normalize_keys: the same for the keys. Normalising inside the custom
+      gradient stores only the raw arrays for the backward pass, where
+      `unit` outside would also store its float32 input and its output.
 
   Returns:
     [B, Q, H, D] in the values' dtype.
@@ -110,7 +116,7 @@ def attend(queries, keys, values, scale, *, bias=None, mask=None,
     keep = nn.keep_mask(dropout_rate, (scale.shape[0],) + queries.shape[1:2] +
                         keys.shape[1:2])  # [H, Q, K]
   return _attend(*nn.same_varying_axes(queries, keys, values, scale, bias),
-                 mask, keep, dropout_rate)
+                 mask, keep, dropout_rate, normalize_queries, normalize_keys)
 
 
 def _scores(queries, keys, scale, bias, mask):
@@ -136,8 +142,9 @@ def _dropped(weights, keep, rate: float):  # [B, H, Q, K], mask [H, Q, K]
   return jnp.where(keep, weights / (1.0 - rate), weights * 0.0)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(7,))
-def _attend(queries, keys, values, scale, bias, mask, keep, rate: float):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(7, 8, 9))
+def _attend(queries, keys, values, scale, bias, mask, keep, rate: float,
+            unit_q: bool = False, unit_k: bool = False):
   """`attend` after the dropout mask is drawn: [B, Q, H, D].
 
   A custom gradient that stores only the inputs and recomputes the scores
@@ -145,20 +152,28 @@ def _attend(queries, keys, values, scale, bias, mask, keep, rate: float):
   FlashAttention does. Autodiff would store the float32 scores, unscaled
   scores (for the learned scale's gradient), weights and dropped weights,
   [B, H, Q, K] each: the largest activations of a window. The price is one
-  more q.k matmul and softmax per attention in the backward pass.
+  more q.k matmul and softmax per attention in the backward pass. With
+  `unit_q` / `unit_k` it also applies `unit` to the queries / keys and
+  recomputes that in the backward pass.
   """
-  return _attend_fwd(queries, keys, values, scale, bias, mask, keep, rate)[0]
+  return _attend_fwd(queries, keys, values, scale, bias, mask, keep, rate,
+                     unit_q, unit_k)[0]
 
 
-def _attend_fwd(queries, keys, values, scale, bias, mask, keep, rate):
+def _attend_fwd(raw_q, raw_k, values, scale, bias, mask, keep, rate,
+                unit_q=False, unit_k=False):
+  queries = unit(raw_q) if unit_q else raw_q
+  keys = unit(raw_k) if unit_k else raw_k
   weights = safe_softmax(_scores(queries, keys, scale, bias, mask))
   out = jnp.einsum("bhqk,bkhd->bqhd",
                    _dropped(weights, keep, rate).astype(values.dtype), values)
-  return out, (queries, keys, values, scale, bias, mask, keep)
+  return out, (raw_q, raw_k, values, scale, bias, mask, keep)
 
 
-def _attend_bwd(rate, residuals, grad):  # grad [B, Q, H, D]
-  queries, keys, values, scale, bias, mask, keep = residuals
+def _attend_bwd(rate, unit_q, unit_k, residuals, grad):  # grad [B, Q, H, D]
+  raw_q, raw_k, values, scale, bias, mask, keep = residuals
+  queries = unit(raw_q) if unit_q else raw_q
+  keys = unit(raw_k) if unit_k else raw_k
   weights = safe_softmax(_scores(queries, keys, scale, bias, mask))
   dropped = _dropped(weights, keep, rate).astype(values.dtype)
   grad_values = jnp.einsum("bhqk,bqhd->bkhd", dropped, grad.astype(
@@ -185,9 +200,13 @@ def _attend_bwd(rate, residuals, grad):  # grad [B, Q, H, D]
   grad_k = jnp.einsum("bhqk,bqhd->bkhd", grad_low, queries,
                       preferred_element_type=jnp.float32)
   h = scale[None, None, :, None]
-  return ((grad_q * h).astype(queries.dtype),
-          (grad_k * h).astype(keys.dtype), grad_values.astype(values.dtype),
-          grad_scale, grad_bias, None, None)
+  grad_q, grad_k = grad_q * h, grad_k * h  # float32
+  if unit_q:
+    grad_q = _unit_grad(raw_q, grad_q)
+  if unit_k:
+    grad_k = _unit_grad(raw_k, grad_k)
+  return (grad_q.astype(raw_q.dtype), grad_k.astype(raw_k.dtype),
+          grad_values.astype(values.dtype), grad_scale, grad_bias, None, None)
 
 
 _attend.defvjp(_attend_fwd, _attend_bwd)
@@ -208,10 +227,21 @@ def _sum_rows(x: jax.Array) -> jax.Array:  # [B, ...] -> [...]
   return x[0]
 
 
-def _unit(x: jax.Array) -> jax.Array:  # [..., D], L2-normalised per head
+def unit(x: jax.Array) -> jax.Array:  # [..., D], L2-normalised per head
   x32 = x.astype(jnp.float32)
-  return (x32 * jax.lax.rsqrt(jnp.sum(x32 * x32, -1, keepdims=True) + 1e-6)
-          ).astype(x.dtype)
+  return (x32 * _inverse_norm(x32)).astype(x.dtype)
+
+
+def _inverse_norm(x32: jax.Array) -> jax.Array:  # [..., D] -> [..., 1]
+  return jax.lax.rsqrt(jnp.sum(x32 * x32, -1, keepdims=True) + 1e-6)
+
+
+def _unit_grad(x: jax.Array, grad: jax.Array) -> jax.Array:
+  """float32 d/dx of sum(grad * unit(x)): r (g - y sum(g y)), y = x r."""
+  x32 = x.astype(jnp.float32)
+  r = _inverse_norm(x32)
+  y = x32 * r
+  return r * (grad - y * jnp.sum(grad * y, -1, keepdims=True))
 
 
 class Attention(hk.Module):
@@ -238,18 +268,23 @@ class Attention(hk.Module):
   def keys_values(self, z: jax.Array, is_training: bool):
     """[B, n, E] -> unit-norm keys and raw values, each [B, n, H, D]."""
     zn = self._normed(z, is_training)
-    return _unit(self._heads(self.key(zn))), self._heads(self.value(zn))
+    return unit(self._heads(self.key(zn))), self._heads(self.value(zn))
 
   def keys_values_queries(self, z: jax.Array, is_training: bool,
-                          first_query: int = 0):
+                          first_query: int = 0, normalized: bool = True):
     """[B, n, E] -> keys, values [B, n, H, D], queries [B, n-first_query, H, D].
 
     Tokens before `first_query` (e.g. memory slots) only serve as keys and
-    values, so their queries are not computed.
+    values, so their queries are not computed. Keys and queries are
+    unit-norm unless `normalized=False`, which leaves that to `attend`'s
+    normalize_keys / normalize_queries.
     """
     zn = self._normed(z, is_training)
-    return (_unit(self._heads(self.key(zn))), self._heads(self.value(zn)),
-            _unit(self._heads(self.query(zn[:, first_query:]))))
+    keys = self._heads(self.key(zn))
+    queries = self._heads(self.query(zn[:, first_query:]))
+    if normalized:
+      keys, queries = unit(keys), unit(queries)
+    return keys, self._heads(self.value(zn)), queries
 
   def scale(self) -> jax.Array:  # [H]
     return temperature("scale", self.num_heads)

@@ -96,20 +96,26 @@ class MelodiLayer(hk.Module):
     return xo, self.summary_mixing(xo, uo), short, long
 
   def _self_attention(self, x, u, short, is_training):
-    """Queries [B, W+S, H, D] and their attention over [short ; x ; u]."""
+    """Raw queries [B, W+S, H, D] and their attention over [short ; x ; u].
+
+    Queries and keys are normalised inside `attend`, whose gradient then
+    stores only the raw ones.
+    """
     # One projection (and, in training, one tiled dropout mask) covers the
     # memory and the window; meliad draws separate masks, which only changes
     # which random units are dropped.
     seq = jnp.concatenate([short.tokens, x, u], axis=1)  # [B, M+W+S, E]
     num_memory = short.tokens.shape[1]
     keys, values, queries = self.attention.keys_values_queries(
-        seq, is_training, first_query=num_memory)  # queries [B, W+S, H, D]
+        seq, is_training, first_query=num_memory,
+        normalized=False)  # queries [B, W+S, H, D]
     distance, mask = attention.causal_layout(num_memory,
                                              seq.shape[1] - num_memory)
     return queries, attention.attend(
         queries, keys, values, self.attention.scale(),
         bias=self.position_bias(distance), mask=mask,
-        dropout_rate=self.cfg.attention_dropout_rate, is_training=is_training)
+        dropout_rate=self.cfg.attention_dropout_rate, is_training=is_training,
+        normalize_queries=True, normalize_keys=True)
 
   def _cross_attention(self, queries, long, is_training):
     # No position bias and, as in the reference, no mask: never-written
@@ -121,9 +127,10 @@ class MelodiLayer(hk.Module):
       written = jnp.any(long.tokens != 0, axis=-1)  # [B, L]
       mask = jnp.broadcast_to(written[:, None, :], (
           written.shape[0], queries.shape[1], written.shape[1]))  # [B, W+S, L]
-    return attention.attend(
+    return attention.attend(  # The cache's keys are unit-norm already.
         queries, long.keys, long.values, self.long_scale(), mask=mask,
-        dropout_rate=self.cfg.attention_dropout_rate, is_training=is_training)
+        dropout_rate=self.cfg.attention_dropout_rate, is_training=is_training,
+        normalize_queries=True)
 
   def long_scale(self) -> jax.Array:  # [H]
     """The cross-attention's temperature: the layer's own unless the config

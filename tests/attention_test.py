@@ -152,6 +152,50 @@ class DroppedWeightsTest(absltest.TestCase):
     self.assertEqual(materialised, [])
 
 
+class NormalizeInsideTest(parameterized.TestCase):
+
+  @parameterized.product(dtype=(jnp.float32, jnp.bfloat16),
+                         flags=((True, True), (True, False), (False, True)))
+  def test_equals_unit_then_attend(self, dtype, flags):
+    normalize_queries, normalize_keys = flags
+    q, k, v, g = (jax.random.normal(jax.random.PRNGKey(i), shape).astype(
+        dtype) for i, shape in enumerate([(2, 5, 3, 4), (2, 7, 3, 4),
+                                          (2, 7, 3, 4), (2, 5, 3, 4)]))
+    q = q.at[0, 0, 0].set(0.0)  # A zero query head: 1 / norm is 1000.
+    bias = jax.random.normal(jax.random.PRNGKey(5), (3, 5, 7))
+    scale = jnp.array([0.5, 2.0, 3.0])
+    keep = jax.random.bernoulli(jax.random.PRNGKey(6), 0.7, (3, 5, 7))
+    mask = np.tri(5, 7, 1, dtype=bool)
+
+    def outside(q, k, v, scale, bias):  # unit, then autodiff through it.
+      q = attention.unit(q) if normalize_queries else q
+      k = attention.unit(k) if normalize_keys else k
+      return attention._attend(q, k, v, scale, bias, mask, keep, 0.3)
+
+    def inside(q, k, v, scale, bias):
+      return attention._attend(q, k, v, scale, bias, mask, keep, 0.3,
+                               normalize_queries, normalize_keys)
+
+    args = (q, k, v, scale, bias)
+    want, want_vjp = jax.vjp(outside, *args)
+    got, got_vjp = jax.vjp(inside, *args)
+    chex.assert_trees_all_equal(got, want)
+    tol = 1e-5 if dtype == jnp.float32 else 3e-2
+    chex.assert_trees_all_close(got_vjp(g), want_vjp(g), rtol=tol, atol=tol)
+    chex.assert_trees_all_equal_dtypes(got_vjp(g), want_vjp(g))
+
+  def test_stores_only_the_raw_queries_and_keys(self):
+    q, k, v = (jnp.ones((2, 5, 3, 4), jnp.bfloat16) for _ in range(3))
+    loss = lambda q, k, v: jnp.sum(attention.attend(
+        q, k, v, jnp.ones(3), normalize_queries=True,
+        normalize_keys=True).astype(jnp.float32))
+    saved = melodi_testing.saved_residuals(loss, q, k, v)
+    # q, k and v as given; `unit` outside also stored a float32 copy and
+    # its bfloat16 output of each.
+    self.assertLen([s for s in saved if s.startswith("bf16[2,5,3,4]")], 3)
+    self.assertEmpty([s for s in saved if s.startswith("f32[2,5,3")])
+
+
 class KeepMaskTest(absltest.TestCase):
 
   def test_keep_rate_and_fresh_draws(self):

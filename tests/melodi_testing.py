@@ -9,10 +9,14 @@ segments of tokens and flags, the logits, per-token losses and meliad's
 whole state after every segment.
 """
 
+import contextlib
 import dataclasses
+import io
 import json
 import pathlib
 
+import jax
+import jax.ad_checkpoint
 import jax.numpy as jnp
 import numpy as np
 
@@ -115,3 +119,12 @@ def tiny_config(**overrides) -> melodi_hk.MelodiConfig:
 _TINY = tiny_config()
 BATCH, WINDOW, SEGMENT, VOCAB = (2, _TINY.window_length, _TINY.segment_length,
                                  _TINY.vocab_size)
+
+
+def saved_residuals(f, *args) -> list[str]:
+  """One line per array autodiff stores for f's backward pass, e.g.
+  "bf16[2,5,3,4] from the argument q"."""
+  out = io.StringIO()
+  with contextlib.redirect_stdout(out):
+    jax.ad_checkpoint.print_saved_residuals(f, *args)
+  return out.getvalue().splitlines()
