@@ -99,7 +99,8 @@ def attend(queries, keys, values, scale, *, bias=None, mask=None,
     bias: optional [H, Q, K] position bias, added before scaling.
     mask: optional bool[Q, K] or [B, Q, K]; False hides a key.
     dropout_rate: attention-weight dropout, one [H, Q, K] mask per call
-      shared by the batch (as meliad).
+      shared by the batch (as meliad), drawn from a key that the backward
+      pass reuses to draw it again rather than storing it.
     is_training: enables dropout.
     normalize_queries: L2-normalise the queries per head here (`unit`).
     normalize_keys: the same for the keys. Normalising inside the custom
@@ -111,12 +112,9 @@ def attend(queries, keys, values, scale, *, bias=None, mask=None,
   """
   if mask is not None:
     mask = mask[:, None] if mask.ndim == 3 else mask  # [B, 1, Q, K] / [Q, K]
-  keep = None
-  if is_training and dropout_rate > 0.0:
-    keep = nn.keep_mask(dropout_rate, (scale.shape[0],) + queries.shape[1:2] +
-                        keys.shape[1:2])  # [H, Q, K]
+  key = hk.next_rng_key() if is_training and dropout_rate > 0.0 else None
   return _attend(*nn.same_varying_axes(queries, keys, values, scale, bias),
-                 mask, keep, dropout_rate, normalize_queries, normalize_keys)
+                 mask, key, dropout_rate, normalize_queries, normalize_keys)
 
 
 def _scores(queries, keys, scale, bias, mask):
@@ -131,6 +129,13 @@ def _scores(queries, keys, scale, bias, mask):
   return scores
 
 
+def _keep(key, rate: float, queries, keys):  # bool[H, Q, K] or None
+  if key is None:
+    return None
+  return nn.keep_mask(rate, keys.shape[2:3] + queries.shape[1:2] +
+                      keys.shape[1:2], key)
+
+
 def _dropped(weights, keep, rate: float):  # [B, H, Q, K], mask [H, Q, K]
   if keep is None:
     return weights
@@ -143,38 +148,42 @@ def _dropped(weights, keep, rate: float):  # [B, H, Q, K], mask [H, Q, K]
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(7, 8, 9))
-def _attend(queries, keys, values, scale, bias, mask, keep, rate: float,
+def _attend(queries, keys, values, scale, bias, mask, key, rate: float,
             unit_q: bool = False, unit_k: bool = False):
-  """`attend` after the dropout mask is drawn: [B, Q, H, D].
+  """`attend` after the dropout key is drawn (None: no dropout).
 
   A custom gradient that stores only the inputs and recomputes the scores
   and weights in the backward pass (bit for bit the forward's), as
   FlashAttention does. Autodiff would store the float32 scores, unscaled
   scores (for the learned scale's gradient), weights and dropped weights,
   [B, H, Q, K] each: the largest activations of a window. The price is one
-  more q.k matmul and softmax per attention in the backward pass. With
-  `unit_q` / `unit_k` it also applies `unit` to the queries / keys and
-  recomputes that in the backward pass.
+  more q.k matmul and softmax per attention in the backward pass. The
+  dropout mask [H, Q, K] is drawn again from its key there too (as
+  FlashAttention does): stored, the masks were 7% of the paper-size step's
+  activations. With `unit_q` / `unit_k` it also applies `unit` to the
+  queries / keys and recomputes that in the backward pass.
   """
-  return _attend_fwd(queries, keys, values, scale, bias, mask, keep, rate,
+  return _attend_fwd(queries, keys, values, scale, bias, mask, key, rate,
                      unit_q, unit_k)[0]
 
 
-def _attend_fwd(raw_q, raw_k, values, scale, bias, mask, keep, rate,
+def _attend_fwd(raw_q, raw_k, values, scale, bias, mask, key, rate,
                 unit_q=False, unit_k=False):
   queries = unit(raw_q) if unit_q else raw_q
   keys = unit(raw_k) if unit_k else raw_k
   weights = safe_softmax(_scores(queries, keys, scale, bias, mask))
+  keep = _keep(key, rate, queries, keys)
   out = jnp.einsum("bhqk,bkhd->bqhd",
                    _dropped(weights, keep, rate).astype(values.dtype), values)
-  return out, (raw_q, raw_k, values, scale, bias, mask, keep)
+  return out, (raw_q, raw_k, values, scale, bias, mask, key)
 
 
 def _attend_bwd(rate, unit_q, unit_k, residuals, grad):  # grad [B, Q, H, D]
-  raw_q, raw_k, values, scale, bias, mask, keep = residuals
+  raw_q, raw_k, values, scale, bias, mask, key = residuals
   queries = unit(raw_q) if unit_q else raw_q
   keys = unit(raw_k) if unit_k else raw_k
   weights = safe_softmax(_scores(queries, keys, scale, bias, mask))
+  keep = _keep(key, rate, queries, keys)
   dropped = _dropped(weights, keep, rate).astype(values.dtype)
   grad_values = jnp.einsum("bhqk,bqhd->bkhd", dropped, grad.astype(
       values.dtype))

@@ -190,18 +190,19 @@ def remat(fn, option: str, transform=jax.checkpoint):
   return transform(fn)
 
 
-def keep_mask(rate: float, shape) -> jax.Array:
+def keep_mask(rate: float, shape, key: jax.Array | None = None) -> jax.Array:
   """bool[shape], True with probability 1 - rate (to 2^-16), for dropout.
 
   One threefry call gives 64 random bits, and each 16 of them decide one
   unit: 4x fewer calls and 4x smaller scratch buffers than
   `jax.random.bernoulli`, which spends a call per unit (the attention
   masks [H, Q, K] of a long memory are the largest draws of a step).
+  `key` defaults to `hk.next_rng_key()`; the same key gives the same mask.
   """
   size = math.prod(shape)
   words = 2 * -(-size // 4)  # uint32 words, an even count (pairs per call).
-  bits = threefry_2x32(hk.next_rng_key(),
-                       jnp.arange(words, dtype=jnp.uint32))  # [words]
+  key = hk.next_rng_key() if key is None else key
+  bits = threefry_2x32(key, jnp.arange(words, dtype=jnp.uint32))  # [words]
   halves = jnp.stack([bits & 0xFFFF, bits >> 16], axis=-1).reshape(-1)
   threshold = round((1.0 - rate) * 65536)
   return (halves[:size] < threshold).reshape(shape)

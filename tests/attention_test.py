@@ -98,7 +98,8 @@ class MixGradientTest(parameterized.TestCase):
     scale = jnp.array([0.5, 2.0, 3.0])
     mask = np.ones((5, 7), bool)
     mask[0] = False
-    keep = jax.random.bernoulli(jax.random.PRNGKey(6), 0.7, (3, 5, 7))
+    key = jax.random.PRNGKey(6)  # The dropout mask's, drawn again below.
+    keep = nn.keep_mask(0.3, (3, 5, 7), key)
 
     def plain(q, k, v, scale, bias):
       scores = (jnp.einsum("bqhd,bkhd->bhqk", q, k) + bias) * scale[:, None,
@@ -108,7 +109,7 @@ class MixGradientTest(parameterized.TestCase):
       return jnp.einsum("bhqk,bkhd->bqhd", weights, v)
 
     def custom(q, k, v, scale, bias):
-      return attention._attend(q, k, v, scale, bias, mask, keep, 0.3)
+      return attention._attend(q, k, v, scale, bias, mask, key, 0.3)
 
     args = (q, k, v, scale, bias)
     want, want_vjp = jax.vjp(plain, *args)
@@ -128,6 +129,17 @@ class DroppedWeightsTest(absltest.TestCase):
         attention._dropped(weights, keep, 0.3),
         jnp.where(keep, weights / 0.7, 0.0))
 
+  def test_mask_is_drawn_again_not_stored(self):
+    q, k, v = (jax.random.normal(jax.random.PRNGKey(i), (2, 5, 3, 4))
+               for i in range(3))
+    attend = hk.transform(lambda q, k, v: attention.attend(
+        q, k, v, jnp.ones(3), dropout_rate=0.3, is_training=True))
+    loss = lambda q, k, v: jnp.sum(attend.apply({}, jax.random.PRNGKey(7),
+                                                q, k, v)**2)
+    saved = melodi_testing.saved_residuals(loss, q, k, v)
+    self.assertEmpty([s for s in saved if s.startswith("bool")])
+    self.assertLen([s for s in saved if s.startswith("u32[2]")], 1)
+
   def test_scan_does_not_materialise_a_constant_per_score(self):
     # The dropped weights' zeros once came from a constant, whose [B, H, Q,
     # K] broadcast XLA lifted out of the window scan as a kernel of its own
@@ -136,9 +148,9 @@ class DroppedWeightsTest(absltest.TestCase):
 
     def loss(queries, keys, values):
       def window(total, x):  # x: [B, Q, H, D]
-        keep = jax.random.bernoulli(jax.random.PRNGKey(0), 0.7, (h, q, k))
+        key = jax.random.fold_in(jax.random.PRNGKey(0), total.astype(int))
         out = attention._attend(x, keys, values, jnp.ones(h), None, None,
-                                keep, 0.3)
+                                key, 0.3)
         return total + jnp.sum(out**2), None
       return jax.lax.scan(window, 0.0, queries)[0]
 
@@ -164,16 +176,16 @@ class NormalizeInsideTest(parameterized.TestCase):
     q = q.at[0, 0, 0].set(0.0)  # A zero query head: 1 / norm is 1000.
     bias = jax.random.normal(jax.random.PRNGKey(5), (3, 5, 7))
     scale = jnp.array([0.5, 2.0, 3.0])
-    keep = jax.random.bernoulli(jax.random.PRNGKey(6), 0.7, (3, 5, 7))
+    key = jax.random.PRNGKey(6)
     mask = np.tri(5, 7, 1, dtype=bool)
 
     def outside(q, k, v, scale, bias):  # unit, then autodiff through it.
       q = attention.unit(q) if normalize_queries else q
       k = attention.unit(k) if normalize_keys else k
-      return attention._attend(q, k, v, scale, bias, mask, keep, 0.3)
+      return attention._attend(q, k, v, scale, bias, mask, key, 0.3)
 
     def inside(q, k, v, scale, bias):
-      return attention._attend(q, k, v, scale, bias, mask, keep, 0.3,
+      return attention._attend(q, k, v, scale, bias, mask, key, 0.3,
                                normalize_queries, normalize_keys)
 
     args = (q, k, v, scale, bias)
