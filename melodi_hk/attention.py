@@ -289,11 +289,12 @@ class Attention(hk.Module):
     normalize_keys / normalize_queries.
     """
     zn = self._normed(z, is_training)
-    keys = self._heads(self.key(zn))
+    # Key, value, query: the order in which `init` draws their kernels.
+    keys, values = self._heads(self.key(zn)), self._heads(self.value(zn))
     queries = self._heads(self.query(zn[:, first_query:]))
     if normalized:
       keys, queries = unit(keys), unit(queries)
-    return keys, self._heads(self.value(zn)), queries
+    return keys, values, queries
 
   def scale(self) -> jax.Array:  # [H]
     return temperature("scale", self.num_heads)
