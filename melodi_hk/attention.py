@@ -160,19 +160,26 @@ def _attend(queries, keys, values, scale, bias, mask, key, rate: float,
   more q.k matmul and softmax per attention in the backward pass. The
   dropout mask [H, Q, K] is drawn again from its key there too (as
   FlashAttention does): stored, the masks took 0.38 of the paper-size
-  step's 10.5 GB of activations. With `unit_q` / `unit_k` it also applies `unit` to the
-  queries / keys and recomputes that in the backward pass.
+  step's 10.5 GB of activations. With `unit_q` / `unit_k` it also applies
+  `unit` to the queries / keys and recomputes that in the backward pass.
   """
   return _attend_fwd(queries, keys, values, scale, bias, mask, key, rate,
                      unit_q, unit_k)[0]
 
 
-def _attend_fwd(raw_q, raw_k, values, scale, bias, mask, key, rate,
-                unit_q=False, unit_k=False):
+def _weights(raw_q, raw_k, scale, bias, mask, key, rate, unit_q, unit_k):
+  """What the forward pass computes and the backward pass again: queries
+  [B, Q, H, D], keys [B, K, H, D], weights [B, H, Q, K], keep [H, Q, K]."""
   queries = unit(raw_q) if unit_q else raw_q
   keys = unit(raw_k) if unit_k else raw_k
   weights = safe_softmax(_scores(queries, keys, scale, bias, mask))
-  keep = _keep(key, rate, queries, keys)
+  return queries, keys, weights, _keep(key, rate, queries, keys)
+
+
+def _attend_fwd(raw_q, raw_k, values, scale, bias, mask, key, rate,
+                unit_q=False, unit_k=False):
+  _, _, weights, keep = _weights(raw_q, raw_k, scale, bias, mask, key, rate,
+                                 unit_q, unit_k)
   out = jnp.einsum("bhqk,bkhd->bqhd",
                    _dropped(weights, keep, rate).astype(values.dtype), values)
   return out, (raw_q, raw_k, values, scale, bias, mask, key)
@@ -180,10 +187,8 @@ def _attend_fwd(raw_q, raw_k, values, scale, bias, mask, key, rate,
 
 def _attend_bwd(rate, unit_q, unit_k, residuals, grad):  # grad [B, Q, H, D]
   raw_q, raw_k, values, scale, bias, mask, key = residuals
-  queries = unit(raw_q) if unit_q else raw_q
-  keys = unit(raw_k) if unit_k else raw_k
-  weights = safe_softmax(_scores(queries, keys, scale, bias, mask))
-  keep = _keep(key, rate, queries, keys)
+  queries, keys, weights, keep = _weights(raw_q, raw_k, scale, bias, mask,
+                                          key, rate, unit_q, unit_k)
   dropped = _dropped(weights, keep, rate).astype(values.dtype)
   grad_values = jnp.einsum("bhqk,bqhd->bkhd", dropped, grad.astype(
       values.dtype))
@@ -236,7 +241,8 @@ def _sum_rows(x: jax.Array) -> jax.Array:  # [B, ...] -> [...]
   return x[0]
 
 
-def unit(x: jax.Array) -> jax.Array:  # [..., D], L2-normalised per head
+def unit(x: jax.Array) -> jax.Array:  # [..., D] -> [..., D]
+  """x / sqrt(|x|^2 + 1e-6) over the last axis (per head), in float32."""
   x32 = x.astype(jnp.float32)
   return (x32 * _inverse_norm(x32)).astype(x.dtype)
 
