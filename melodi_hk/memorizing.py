@@ -89,8 +89,8 @@ def _attend_windows(queries, keys, values, scale, num_memory: int,
   """Memory + strictly-earlier segment attention, one query window at a time.
 
   Args:
-    queries: [B, T, H, D].
-    keys: [B, C+T, H, D], memory slots first, then the segment.
+    queries: [B, T, H, D] raw; `attend` normalises them inside its gradient.
+    keys: [B, C+T, H, D] unit-norm, memory slots first, then the segment.
     values: [B, C+T, H, D].
     scale: [H].
     num_memory: C.
@@ -107,7 +107,8 @@ def _attend_windows(queries, keys, values, scale, num_memory: int,
     k, q = inputs  # window index, [B, W, H, D]
     query_pos = k * window + jnp.arange(window)  # [W]
     mask = key_pos[None, :] < query_pos[:, None]  # [W, C+T]
-    return attention.attend(q, keys, values, scale, mask=mask)
+    return attention.attend(q, keys, values, scale, mask=mask,
+                            normalize_queries=True)
 
   q_windows = queries.reshape(b, t // window, window, h, d).swapaxes(
       0, 1)  # [N, B, W, H, D]
@@ -120,7 +121,9 @@ class MemoryLayer(transformer_xl.PreNormBlock):
 
   def __call__(self, x: jax.Array, kv: KVMemory, is_training: bool):
     """x [B, T, E] -> (z [B, T, E], memory after writing this segment)."""
-    keys, values, queries = self.attention.keys_values_queries(x, is_training)
+    keys, values, queries = self.attention.keys_values_queries(
+        x, is_training, normalized=False)
+    keys = attention.unit(keys)  # The memory stores unit-norm keys.
     heads = _attend_windows(
         queries, jnp.concatenate([kv.keys, keys], axis=1),
         jnp.concatenate([kv.values, values], axis=1), self.attention.scale(),

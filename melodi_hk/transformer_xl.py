@@ -96,8 +96,10 @@ class XLLayer(PreNormBlock):
   def __call__(self, x: jax.Array, cache: XLCache | None, is_training: bool):
     """x [B, T, E] and the cache -> (z [B, T, E], new cache or None)."""
     w = self.cfg.window_length
-    # keys, values, queries: [B, T, H, D] each.
-    keys, values, queries = self.attention.keys_values_queries(x, is_training)
+    # keys, values, queries: [B, T, H, D] each, raw: `attend` normalises
+    # them inside its gradient, which then stores only these.
+    keys, values, queries = self.attention.keys_values_queries(
+        x, is_training, normalized=False)
     k_win, v_win = _windows(keys, w), _windows(values, w)  # [B, N, W, H, D]
     if cache is None:  # One window attending within itself (T == W).
       distance, mask = attention.causal_layout(0, w)
@@ -110,10 +112,13 @@ class XLLayer(PreNormBlock):
     heads = attention.attend(  # [B*N, W, H, D]
         fold(_windows(queries, w)), fold(k_win), fold(v_win),
         self.attention.scale(), bias=self.position_bias(distance), mask=mask,
-        dropout_rate=self.cfg.attention_dropout_rate, is_training=is_training)
+        dropout_rate=self.cfg.attention_dropout_rate, is_training=is_training,
+        # The cache's unit-norm keys are normalised again, which changes
+        # them by float rounding only.
+        normalize_queries=True, normalize_keys=True)
     z = self.residual(x, heads.reshape(queries.shape), is_training)
-    new_cache = None if cache is None else XLCache(keys[:, -w:],
-                                                   values[:, -w:])
+    new_cache = None if cache is None else XLCache(
+        attention.unit(keys[:, -w:]), values[:, -w:])
     return z, new_cache
 
 

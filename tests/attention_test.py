@@ -164,6 +164,27 @@ class DroppedWeightsTest(absltest.TestCase):
     self.assertEqual(materialised, [])
 
 
+class RecomputeTest(absltest.TestCase):
+
+  def test_unrolled_layers_keep_no_forward_scores(self):
+    # Outside a loop XLA would merge the backward pass's recompute with
+    # the forward pass (CSE) and keep every layer's float32 scores until
+    # its backward: about two [B, H, Q, K] arrays per layer.
+    b, h, n, d = 1, 2, 256, 8
+
+    def temp_bytes(layers):
+      def loss(x):
+        for _ in range(layers):
+          x = x + attention._attend(x, x, x, jnp.ones(h), None, None, None,
+                                    0.0)
+        return jnp.sum(x**2)
+      step = jax.jit(jax.grad(loss)).lower(jnp.ones((b, n, h, d))).compile()
+      return step.memory_analysis().temp_size_in_bytes
+
+    scores = b * h * n * n * 4
+    self.assertLess(temp_bytes(4) - temp_bytes(1), scores)
+
+
 class NormalizeInsideTest(parameterized.TestCase):
 
   @parameterized.product(dtype=(jnp.float32, jnp.bfloat16),

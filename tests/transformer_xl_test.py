@@ -83,6 +83,19 @@ class InvariantTest(absltest.TestCase):
     test, _ = model.apply(params, memory, tokens, sos)
     self.assertGreater(np.abs(train - test).max(), 1e-3)
 
+  def test_training_loss_stores_no_normalised_copies(self):
+    # Queries and keys are normalised inside the attention's custom
+    # gradient; `unit` outside would store a float32 copy of each.
+    cfg, g, _, params = golden()
+    model = melodi_hk.build(melodi_hk.TransformerXLConfig(
+        **{**vars(cfg), "dtype": "bfloat16"}))
+    loss = melodi_hk.loss_from_apply(model)
+    tokens, sos = mt.segment(g, 1)
+    saved = mt.saved_residuals(lambda p: loss(
+        p, model.init_memory(2), tokens, sos)[0].loss, params)
+    self.assertNotEmpty(saved)
+    self.assertEqual([s for s in saved if "(unit)" in s], [])
+
   def test_windowed_transformer_carries_nothing(self):
     cfg, g, _, params = golden()
     model = melodi_hk.build(melodi_hk.TransformerXLConfig(
