@@ -237,9 +237,9 @@ def _after(grad: jax.Array, *arrays: jax.Array) -> tuple[jax.Array, ...]:
   alive until that layer's backward pass; in the backward scan of a window
   it ran all layers' recomputes (random bits, scores, weights) first. At
   the paper size that held 3.5 GB of Transformer-XL's step and 0.8 GB of
-  MELODI's. `optimization_barrier` does not help: XLA's CPU compiler
-  expands it before these passes. A NaN or infinite grad[0, ..., 0] makes
-  the arrays NaN.
+  MELODI's. `optimization_barrier` on the residuals and grad did not
+  help: the same memory, and none is left in the CPU compiler's optimised
+  program. A NaN or infinite grad[0, ..., 0] makes the arrays NaN.
   """
   zero = 0.0 * grad[(0,) * grad.ndim]  # [] in grad's dtype
   return tuple(x + zero.astype(x.dtype) for x in arrays)
