@@ -3,7 +3,8 @@
 #   bash experiments/step_time.sh [out_dir]       # ~10 min on 2 idle cores
 # 1. `launch.bench --compare` (MELODI, Transformer-XL, Memorizing C 2048 in
 #    alternating rounds) at the bench default and the small size, with
-#    window_unroll 1 and 4 -> compare.jsonl;
+#    window_unroll 1 and 4 -> compare.jsonl (each line with the code's
+#    commit, "+" for uncommitted changes);
 # 2. our step options (remat, window_unroll) at the small size, alternating
 #    rounds, ratios to remat none -> options_small.jsonl (the bench default's
 #    are in experiments/results/meliad_side_by_side, beside meliad);
@@ -16,11 +17,14 @@ mkdir -p "$OUT"
 SMALL="--num_layers=3 --embed_dim=64 --num_heads=4 --head_dim=16
   --mlp_dim=256 --window_length=64 --segment_length=256 --memory=16
   --long_layer=1 --long_memory=1024 --increment=16 --batch=8"
+CODE=$(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo +)
 for SIZE in "" "$SMALL"; do
   for UNROLL in 1 4; do
     # shellcheck disable=SC2086
     "$PY" -m launch.bench --compare --rounds=5 --steps=10 \
-      --window_unroll="$UNROLL" $SIZE | tail -1 >> "$OUT/compare.jsonl"
+      --window_unroll="$UNROLL" $SIZE | tail -1 | "$PY" -c 'import json, sys
+print(json.dumps({**json.loads(sys.stdin.read()), "code": sys.argv[1]}))' \
+      "$CODE" >> "$OUT/compare.jsonl"
   done
 done
 # shellcheck disable=SC2086

@@ -8,7 +8,8 @@ reads out_dir/compare.jsonl (`launch.bench --compare` lines) and
 out_dir/options_small.jsonl (experiments/meliad_side_by_side.py lines,
 ours only) and writes out_dir/table.md and out_dir/step_time.png: each
 model's step time over Transformer-XL's beside the ratio its FLOPs
-predict, per size and window_unroll.
+predict, per size and window_unroll; the table lists every run with its
+code, the plot the last code's.
 """
 
 import json
@@ -32,11 +33,12 @@ def label(record: dict) -> str:
 
 
 def compare_table(records: list[dict]) -> list[str]:
-  lines = ["| size | MELODI / XL | its FLOPs | Memorizing / XL | its FLOPs "
-           "| XL step |", "|---|---|---|---|---|---|"]
+  lines = ["| size | code | MELODI / XL | its FLOPs | Memorizing / XL "
+           "| its FLOPs | XL step |", "|---|---|---|---|---|---|---|"]
   for r in records:
     lines.append(
-        f"| {label(r)} | {r['melodi_over_xl']:.2f}x | "
+        f"| {label(r)} | {r.get('code', 'not recorded')} | "
+        f"{r['melodi_over_xl']:.2f}x | "
         f"{r['melodi_over_xl_flops']:.2f}x | {r['memorizing_over_xl']:.2f}x "
         f"| {r['memorizing_over_xl_flops']:.2f}x | "
         f"{r['step_s']['transformer_xl'] * 1e3:.0f} ms |")
@@ -84,6 +86,12 @@ def plot(records: list[dict], path: str):
   plt.close(fig)
 
 
+def latest(records: list[dict]) -> list[dict]:
+  """The records of the last run's code (all, if none records its code)."""
+  code = records[-1].get("code") if records else None
+  return [r for r in records if r.get("code") == code] if code else records
+
+
 def write(out_dir: str):
   compare = load(os.path.join(out_dir, "compare.jsonl"))
   options = load(os.path.join(out_dir, "options_small.jsonl"))
@@ -93,7 +101,7 @@ def write(out_dir: str):
   with open(os.path.join(out_dir, "table.md"), "w") as f:
     f.write("\n".join(text) + "\n")
   if compare:
-    plot(compare, os.path.join(out_dir, "step_time.png"))
+    plot(latest(compare), os.path.join(out_dir, "step_time.png"))
 
 
 if __name__ == "__main__":

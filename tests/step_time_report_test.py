@@ -24,10 +24,18 @@ class ReportTest(absltest.TestCase):
   def test_compare_rows_name_size_and_unroll(self):
     rows = step_time_report.compare_table(
         [_compare(256, 1, 0.3, 0.2), _compare(64, 4, 0.25, 0.1)])
-    self.assertEqual(rows[2], "| bench default, window_unroll 1 | 1.50x | "
-                     "1.50x | 1.00x | 2.00x | 200 ms |")
-    self.assertEqual(rows[3], "| small, window_unroll 4 | 2.50x | 1.50x | "
-                     "1.00x | 2.00x | 100 ms |")
+    self.assertEqual(rows[2], "| bench default, window_unroll 1 | not "
+                     "recorded | 1.50x | 1.50x | 1.00x | 2.00x | 200 ms |")
+    self.assertEqual(rows[3], "| small, window_unroll 4 | not recorded | "
+                     "2.50x | 1.50x | 1.00x | 2.00x | 100 ms |")
+
+  def test_rows_name_their_code_and_the_plot_takes_the_last_code(self):
+    old, new = _compare(256, 1, 0.3, 0.2), _compare(256, 1, 0.25, 0.2)
+    new["code"] = "abc1234"
+    self.assertIn("| abc1234 | 1.25x |",
+                  step_time_report.compare_table([old, new])[3])
+    self.assertEqual(step_time_report.latest([old, new]), [new])
+    self.assertEqual(step_time_report.latest([old]), [old])
 
   def test_options_are_ratios_of_the_last_run(self):
     records = [dict(mode="compile", impl=i, temp_bytes=2e6,
