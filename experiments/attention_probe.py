@@ -80,11 +80,12 @@ class ProbeLayer(layers.MelodiLayer):
     reference = self._self_attention(x, u, short, False)[1]
     out = dict(groups=groups, check=_relative(self_out, reference))
     if self.long_term:
-      out.update(self._probe_long(raw_queries, long, self_out))
+      out.update(self._probe_long(queries, raw_queries, long, self_out))
     return out
 
-  def _probe_long(self, raw_queries, long, self_out) -> dict:
-    queries = attention.unit(raw_queries)
+  def _probe_long(self, queries, raw_queries, long, self_out) -> dict:
+    """queries: unit-norm [B, Q, H, D]; raw_queries: before `unit`, as
+    the model's cross-attention takes them."""
     written = jnp.any(long.tokens != 0, axis=-1)  # [B, L]
     mask = None
     if self.cfg.mask_unwritten_long_memory:
