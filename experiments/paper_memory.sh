@@ -1,10 +1,10 @@
 #!/bin/bash
 # Temp memory of one training step at the paper's size for all three models
 # (MELODI, Transformer-XL, Memorizing with the paper's C = 65536 slots),
-# remat none and the whole-step one (MELODI's window, the baselines' layer),
-# T = 4096 and 8192: `launch.bench --compile_only`,
-# XLA's memory analysis on this CPU, one process per compile.
-#   bash experiments/paper_memory.sh [out_dir]      # ~6 min on 2 cores
+# every remat option (MELODI: none, window, dots; the baselines: none,
+# layer, dots), T = 4096 and 8192: `launch.bench --compile_only`, XLA's
+# memory analysis on this CPU, one process per compile.
+#   bash experiments/paper_memory.sh [out_dir]      # ~9 min on 2 cores
 # Writes out_dir/runs.jsonl (the code's commit and each bench JSON line or
 # error), table.md and paper_memory.png (experiments/paper_memory_report.py).
 set -euo pipefail
@@ -21,7 +21,8 @@ trap 'rm -f "$ERR"' EXIT
 CODE=$(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo +)
 for T in ${TS:-4096 8192}; do
   for MODEL in melodi transformer_xl memorizing; do
-    REMATS="none layer"; [[ $MODEL == melodi ]] && REMATS="none window"
+    REMATS="none layer dots"
+    [[ $MODEL == melodi ]] && REMATS="none window dots"
     for REMAT in $REMATS; do
       # shellcheck disable=SC2086
       line=$(JAX_PLATFORMS=cpu "$PY" -m launch.bench --model="$MODEL" \

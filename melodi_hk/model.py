@@ -27,6 +27,7 @@ from melodi_hk import layers
 from melodi_hk import losses
 from melodi_hk import memory as memory_lib
 from melodi_hk import nn
+from melodi_hk import remat as remat_lib
 from melodi_hk import stacking
 
 
@@ -157,7 +158,7 @@ def _build(cfg: config_lib.MelodiConfig):
       return window_out(logits, *window[1:]), c
 
     # The window step is pure (parameters bound): jax.checkpoint applies.
-    out, carry = contract.unroll(nn.remat(step, cfg.remat), carry,
+    out, carry = contract.unroll(remat_lib.remat(step, cfg.remat), carry,
                                  (tokens,) + inputs, cfg.window_length,
                                  step_rng, cfg.window_unroll)
     return out, memory_lib.MelodiMemory(

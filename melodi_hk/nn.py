@@ -173,23 +173,6 @@ class TiedEmbeddingStack(hk.Module):
         init=hk.initializers.RandomNormal(1.0)).astype(self.cfg.dtype)
 
 
-def remat(fn, option: str, transform=jax.checkpoint):
-  """`fn` under `transform` (jax.checkpoint or hk.remat) as `option` asks.
-
-  "none": `fn` itself. "window" / "layer": store only its inputs and
-  recompute the rest in the backward pass. "dots": also store the outputs
-  of matmuls without batch dimensions (weight matmuls: projections, FFN,
-  token mixing, vocabulary head), so the backward pass recomputes only
-  attention, norms, dropout masks and element-wise ops.
-  """
-  if option == "none":
-    return fn
-  if option == "dots":
-    return transform(
-        fn, policy=jax.checkpoint_policies.dots_with_no_batch_dims_saveable)
-  return transform(fn)
-
-
 def keep_mask(rate: float, shape, key: jax.Array | None = None) -> jax.Array:
   """bool[shape], True with probability 1 - rate (to 2^-16), for dropout.
 

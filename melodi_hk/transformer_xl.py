@@ -25,6 +25,7 @@ from melodi_hk import config as config_lib
 from melodi_hk import contract
 from melodi_hk import memory as memory_lib
 from melodi_hk import nn
+from melodi_hk import remat as remat_lib
 
 STACK_NAME = "transformer_xl"  # Our module path of the stack.
 
@@ -142,8 +143,8 @@ class XLStack(nn.TiedEmbeddingStack):
 
   def remat(self, layer: hk.Module):
     """`layer(x, cache, is_training)` under the config's remat option."""
-    return nn.remat(layer, self.cfg.remat, functools.partial(
-        hk.remat, static_argnums=(2,)))
+    return remat_lib.remat(layer, self.cfg.remat, functools.partial(
+        remat_lib.haiku_tied_remat, static_argnums=(2,)))
 
 
 def build(cfg: config_lib.TransformerXLConfig) -> contract.Model:
