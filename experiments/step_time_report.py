@@ -6,10 +6,11 @@ Glossary of shapes: T segment, W window, E width, L long memory.
 
 reads out_dir/compare.jsonl (`launch.bench --compare` lines) and
 out_dir/options_small.jsonl (experiments/meliad_side_by_side.py lines,
-ours only) and writes out_dir/table.md and out_dir/step_time.png: each
+ours only), out_dir/baseline_remat.jsonl (`launch.bench --remat_costs`
+lines) and writes out_dir/table.md and out_dir/step_time.png: each
 model's step time over Transformer-XL's beside the ratio its FLOPs
 predict, per size and window_unroll; the table lists every run with its
-code, the plot the last code's.
+code, the plot the last code's; then what each remat option costs.
 """
 
 import json
@@ -63,6 +64,19 @@ def options_table(records: list[dict]) -> list[str]:
                   f"{max(loads):.1f}."]
 
 
+def remat_costs_table(records: list[dict]) -> list[str]:
+  """One row per `launch.bench --remat_costs` line and remat option."""
+  lines = ["| model | size | code | remat | step / none | temp MB |",
+           "|---|---|---|---|---|---|"]
+  for r in records:
+    size = SIZES.get(r["config"]["embed_dim"], f"E {r['config']['embed_dim']}")
+    for remat, ratio in r["over_none"].items():
+      lines.append(f"| {r['model']} | {size} | {r.get('code', 'not recorded')}"
+                   f" | {remat} | {ratio:.2f}x | "
+                   f"{r['temp_bytes'][remat] / 1e6:.0f} |")
+  return lines if records else []
+
+
 def plot(records: list[dict], path: str):
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
@@ -98,6 +112,9 @@ def write(out_dir: str):
   text = ["# Step time against Transformer-XL", ""] + compare_table(compare)
   text += ["", "## Step options at the small size", ""]
   text += options_table(options)
+  text += ["", "## The baselines' remat options", ""]
+  text += remat_costs_table(
+      load(os.path.join(out_dir, "baseline_remat.jsonl")))
   with open(os.path.join(out_dir, "table.md"), "w") as f:
     f.write("\n".join(text) + "\n")
   if compare:

@@ -13,6 +13,7 @@ T 512, M = S = 32, long layer 2 with L 512 / I 16, batch 2, float32):
 
   python -m launch.bench                              # MELODI, defaults
   python -m launch.bench --compare                    # MELODI & Memorizing / XL
+  python -m launch.bench --remat_costs --model=transformer_xl  # each option
   python -m launch.bench --compile_only --remat=window --num_layers=13 \
     --embed_dim=1024 --num_heads=8 --head_dim=128 --mlp_dim=4096 \
     --window_length=512 --segment_length=4096 --memory=128 --long_layer=6 \
@@ -76,7 +77,12 @@ _COMPILE_ONLY = flags.DEFINE_bool(
 _COMPARE = flags.DEFINE_bool(
     "compare", False, "Time MELODI, Transformer-XL and Memorizing in "
     "alternating rounds; print their step-time ratios to XL.")
-_ROUNDS = flags.DEFINE_integer("rounds", 3, "Alternating rounds (--compare).")
+_REMAT_COSTS = flags.DEFINE_bool(
+    "remat_costs", False, "Time every remat option of --model in "
+    "alternating rounds; print each one's step-time ratio to none and its "
+    "temp memory.")
+_ROUNDS = flags.DEFINE_integer(
+    "rounds", 3, "Alternating rounds (--compare, --remat_costs).")
 _STEPS = flags.DEFINE_integer("steps", 10, "Timed steps (per round).")
 _WARMUP = flags.DEFINE_integer("warmup", 2, "Untimed steps after compiling.")
 _MAX_BATCH = flags.DEFINE_bool(
@@ -225,10 +231,34 @@ def compare() -> dict:
                                         flops["transformer_xl"]))
 
 
+def remat_costs(model: str) -> dict:
+  """Each remat option's step time over `none`'s, from alternating rounds,
+  and its temp memory."""
+  options = type(config_from_flags(model, "none")).REMAT_CHOICES
+  benches = {r: bench_lib.Bench(config_from_flags(model, r), _BATCH.value,
+                                False) for r in options}
+  times, loads = bench_lib.alternate(benches, _ROUNDS.value, _STEPS.value,
+                                     _WARMUP.value)
+  return dict(mode="remat_costs", model=model, batch=_BATCH.value,
+              config=vars(benches["none"].cfg), load=loads,
+              step_s={r: float(np.median(t)) for r, t in times.items()},
+              over_none={r: bench_lib.round_ratio(times, r, "none")
+                         for r in options},
+              temp_bytes={r: b.memory()["temp_bytes"]
+                          for r, b in benches.items()})
+
+
 def main(argv):
   del argv
-  print(json.dumps(compare() if _COMPARE.value else run_max_batch(
-      _MODEL.value) if _MAX_BATCH.value else run_one(_MODEL.value)))
+  if _COMPARE.value:
+    out = compare()
+  elif _REMAT_COSTS.value:
+    out = remat_costs(_MODEL.value)
+  elif _MAX_BATCH.value:
+    out = run_max_batch(_MODEL.value)
+  else:
+    out = run_one(_MODEL.value)
+  print(json.dumps(out))
 
 
 if __name__ == "__main__":

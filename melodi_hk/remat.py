@@ -1,5 +1,6 @@
 """Remat options: what a training step's backward pass recomputes instead of
-storing (config.MELODI_REMAT, config.BASELINE_REMAT).
+storing (config.MELODI_REMAT, config.BASELINE_REMAT; melodi_hk/README.md
+§12.5).
 
 Glossary of shapes: B batch, T segment, W window, E width.
 

@@ -187,10 +187,6 @@ class LargestBatchTest(parameterized.TestCase):
       bench_lib.largest_batch(lambda b: True, 0, 8, 1.0)
 
 
-if __name__ == "__main__":
-  absltest.main()
-
-
 class BenchCommandTest(absltest.TestCase):
   """`python -m launch.bench` end to end at a tiny size (a subprocess: the
   entry module's flags stay out of the test process)."""
@@ -221,3 +217,14 @@ class BenchCommandTest(absltest.TestCase):
     self.assertGreater(out["temp_bytes"], 0)
     self.assertNotIn("step_s", out)
     self.assertEqual(out["config"]["remat"], "window")
+
+  def test_remat_costs_times_every_option_of_the_model(self):
+    out = self.bench("--remat_costs", "--model=memorizing", "--rounds=1")
+    self.assertEqual(set(out["over_none"]), {"none", "layer", "dots"})
+    self.assertEqual(out["over_none"]["none"], 1.0)
+    self.assertTrue(all(t > 0 for t in out["step_s"].values()))
+    self.assertTrue(all(b > 0 for b in out["temp_bytes"].values()))
+
+
+if __name__ == "__main__":
+  absltest.main()

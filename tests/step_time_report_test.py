@@ -48,6 +48,16 @@ class ReportTest(absltest.TestCase):
     self.assertEqual(rows[-1], "2 alternating rounds of 3 steps, load "
                      "1.0-2.0.")
 
+  def test_remat_costs_list_each_option_with_its_memory(self):
+    record = dict(model="transformer_xl", code="abc1234",
+                  config=dict(embed_dim=64),
+                  over_none=dict(none=1.0, layer=1.2),
+                  temp_bytes=dict(none=3e6, layer=1e6))
+    rows = step_time_report.remat_costs_table([record])
+    self.assertEqual(rows[3], "| transformer_xl | small | abc1234 | layer | "
+                     "1.20x | 1 |")
+    self.assertEqual(step_time_report.remat_costs_table([]), [])
+
   def test_write_makes_the_table_and_plot(self):
     with tempfile.TemporaryDirectory() as d:
       with open(os.path.join(d, "compare.jsonl"), "w") as f:
