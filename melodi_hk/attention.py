@@ -182,11 +182,11 @@ def _attend_fwd(raw_q, raw_k, values, scale, bias, mask, key, rate,
                                  unit_q, unit_k)
   out = jnp.einsum("bhqk,bkhd->bqhd",
                    _dropped(weights, keep, rate).astype(values.dtype), values)
-  return out, (raw_q, raw_k, values, scale, bias, mask, key)
+  return out, (raw_q, raw_k, values, scale, bias, mask, key, out)
 
 
 def _attend_bwd(rate, unit_q, unit_k, residuals, grad):  # grad [B, Q, H, D]
-  raw_q, raw_k, values, scale, bias, mask, key = residuals
+  raw_q, raw_k, values, scale, bias, mask, key, out = residuals
   raw_q, raw_k = _after(grad, raw_q, raw_k)
   queries, keys, weights, keep = _weights(raw_q, raw_k, scale, bias, mask,
                                           key, rate, unit_q, unit_k)
@@ -198,8 +198,7 @@ def _attend_bwd(rate, unit_q, unit_k, residuals, grad):  # grad [B, Q, H, D]
                           keep, rate)
   # The softmax Jacobian; safe_softmax's max shift and floor term cancel
   # out of it exactly. Masked keys have weight 0, hence gradient 0.
-  grad_scores = weights * (grad_weights - jnp.sum(
-      grad_weights * weights, -1, keepdims=True))  # [B, H, Q, K]
+  grad_scores = weights * (grad_weights - _row_dots(grad, out))  # [B, H, Q, K]
   grad_low = grad_scores.astype(queries.dtype)
   # d/dq of sum(g * (q.k + bias)) is sum_k g k; the scale's gradient
   # sum(g * (q.k + bias)) reuses it instead of storing q.k + bias.
@@ -225,6 +224,18 @@ def _attend_bwd(rate, unit_q, unit_k, residuals, grad):  # grad [B, Q, H, D]
 
 
 _attend.defvjp(_attend_fwd, _attend_bwd)
+
+
+def _row_dots(grad, out):  # [B, Q, H, D] twice -> float32 [B, H, Q, 1]
+  """sum_k weights * grad_weights per query, as FlashAttention computes it.
+
+  out_q = sum_k dropped_qk v_k, so sum_k weights_qk grad_weights_qk =
+  sum_k dropped_qk (grad_q . v_k) = grad_q . out_q: a pass over [Q, H, D]
+  instead of over the [H, Q, K] weights and their gradient.
+  """
+  dots = jnp.einsum("bqhd,bqhd->bhq", grad.astype(jnp.float32),
+                    out.astype(jnp.float32))
+  return dots[..., None]
 
 
 def _after(grad: jax.Array, *arrays: jax.Array) -> tuple[jax.Array, ...]:
