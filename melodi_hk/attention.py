@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from melodi_hk import nn
+from melodi_hk import remat as remat_lib
 
 NUM_BUCKETS = 32  # T5 relative-position buckets.
 MAX_DISTANCE = 128  # Distances beyond this share the last bucket.
@@ -187,7 +188,12 @@ def _attend_fwd(raw_q, raw_k, values, scale, bias, mask, key, rate,
 
 def _attend_bwd(rate, unit_q, unit_k, residuals, grad):  # grad [B, Q, H, D]
   raw_q, raw_k, values, scale, bias, mask, key, out = residuals
-  raw_q, raw_k = _after(grad, raw_q, raw_k)
+  # Tied to the gradient, the recompute cannot run early: XLA had merged it
+  # with the forward pass outside loops (the baselines), keeping every
+  # layer's float32 scores alive until its backward pass, and in MELODI's
+  # backward window scan ran all layers' recomputes first (3.5 and 0.8 GB
+  # at the paper size).
+  raw_q, raw_k = remat_lib.tie(grad, (raw_q, raw_k))
   queries, keys, weights, keep = _weights(raw_q, raw_k, scale, bias, mask,
                                           key, rate, unit_q, unit_k)
   dropped = _dropped(weights, keep, rate).astype(values.dtype)
@@ -236,24 +242,6 @@ def _row_dots(grad, out):  # [B, Q, H, D] twice -> float32 [B, H, Q, 1]
   dots = jnp.einsum("bqhd,bqhd->bhq", grad.astype(jnp.float32),
                     out.astype(jnp.float32))
   return dots[..., None]
-
-
-def _after(grad: jax.Array, *arrays: jax.Array) -> tuple[jax.Array, ...]:
-  """`arrays` unchanged (x + 0 is x), but computed from `grad`.
-
-  The backward pass's recompute then cannot start before its gradient
-  arrives. Without that, XLA is free to run it early: outside a loop
-  (Transformer-XL, Memorizing) it merges it with the forward pass's
-  identical computation (CSE) and keeps every layer's float32 scores
-  alive until that layer's backward pass; in the backward scan of a window
-  it ran all layers' recomputes (random bits, scores, weights) first. At
-  the paper size that held 3.5 GB of Transformer-XL's step and 0.8 GB of
-  MELODI's. `optimization_barrier` on the residuals and grad did not
-  help: the same memory, and none is left in the CPU compiler's optimised
-  program. A NaN or infinite grad[0, ..., 0] makes the arrays NaN.
-  """
-  zero = 0.0 * grad[(0,) * grad.ndim]  # [] in grad's dtype
-  return tuple(x + zero.astype(x.dtype) for x in arrays)
 
 
 def _sum_rows(x: jax.Array) -> jax.Array:  # [B, ...] -> [...]

@@ -53,9 +53,14 @@ def _is_float(x) -> bool:
 def tie(grad, tree):
   """`tree` unchanged (x + 0 is x), but computed from `grad`.
 
-  The zero is 0 * the first element of every float leaf of `grad`, so a
-  leaf whose gradient is a constant zero (a carried cache's) cannot untie
-  it. A NaN or infinite first element makes the tree NaN.
+  A backward pass that recomputes from tied inputs cannot start before its
+  gradient arrives, nor be merged with the forward pass (which has no
+  gradient); `optimization_barrier` on the inputs and gradient did neither
+  on XLA's CPU backend (none is left in its optimised program). Used by the
+  attention's backward pass and the baselines' remat. The zero is 0 * the
+  first element of every float leaf of `grad`, so a leaf whose gradient is
+  a constant zero (a carried cache's) cannot untie it. A NaN or infinite
+  first element makes the tree NaN.
   """
   firsts = [g[(0,) * g.ndim] for g in jax.tree.leaves(grad) if _is_float(g)]
   zero = 0.0 * sum(f.astype(jnp.float32) for f in firsts)  # []
