@@ -75,6 +75,23 @@ def check_apply_inputs(cfg, memory, tokens, start_of_sequence, init_memory,
                           batch)
   if is_training and rng is None:
     raise ValueError("is_training=True needs an rng for dropout.")
+  check_rng(rng)
+
+
+def check_rng(rng) -> None:
+  """ValueError unless `rng` is None or one raw key, uint32[2]."""
+  if rng is None:
+    return
+  rng = jnp.asarray(rng)
+  if jax.dtypes.issubdtype(rng.dtype, jax.dtypes.prng_key):
+    raise ValueError(
+        f"rng is a typed key ({rng.dtype}); the dropout draws need a raw "
+        "uint32[2] key: pass jax.random.key_data(rng) for a threefry key, "
+        "or jax.random.PRNGKey(seed).")
+  if rng.shape != (2,) or rng.dtype != jnp.uint32:
+    raise ValueError(
+        f"rng must be one raw key, uint32[2] as jax.random.PRNGKey(seed) "
+        f"makes; got {rng.dtype}{list(rng.shape)}.")
 
 
 def unroll(window_step: Callable, carry, tokens, window_length: int,

@@ -203,6 +203,17 @@ class InputErrorTest(parameterized.TestCase):
     self._raises(_CASES[name](), "needs an rng", is_training=True)
 
   @parameterized.named_parameters(*_NAMES)
+  def test_bad_rng_is_named(self, name):
+    # A typed key failed deep in the dropout draws ("iteration over a 0-d
+    # array"); several keys would have been split as one.
+    case = _CASES[name]()
+    self._raises(case, r"typed key.*key_data", is_training=True,
+                 rng=jax.random.key(0))
+    self._raises(case, r"uint32\[2\].*got uint32\[2, 2\]",
+                 is_training=True,
+                 rng=jax.random.split(jax.random.PRNGKey(0)))
+
+  @parameterized.named_parameters(*_NAMES)
   def test_bad_batch_size_for_init_memory(self, name):
     with self.assertRaisesRegex(ValueError, "batch_size=0"):
       _CASES[name]().model.init_memory(0)
