@@ -27,10 +27,14 @@ def load(path: str) -> list[dict]:
     return [json.loads(line) for line in f if line.strip()]
 
 
+def size(record: dict) -> str:
+  width = record["config"]["embed_dim"]
+  return SIZES.get(width, f"E {width}")
+
+
 def label(record: dict) -> str:
-  cfg = record["config"]
-  size = SIZES.get(cfg["embed_dim"], f"E {cfg['embed_dim']}")
-  return f"{size}, window_unroll {cfg.get('window_unroll', 1)}"
+  unroll = record["config"].get("window_unroll", 1)
+  return f"{size(record)}, window_unroll {unroll}"
 
 
 def compare_table(records: list[dict]) -> list[str]:
@@ -69,9 +73,9 @@ def remat_costs_table(records: list[dict]) -> list[str]:
   lines = ["| model | size | code | remat | step / none | temp MB |",
            "|---|---|---|---|---|---|"]
   for r in records:
-    size = SIZES.get(r["config"]["embed_dim"], f"E {r['config']['embed_dim']}")
     for remat, ratio in r["over_none"].items():
-      lines.append(f"| {r['model']} | {size} | {r.get('code', 'not recorded')}"
+      lines.append(f"| {r['model']} | {size(r)} | "
+                   f"{r.get('code', 'not recorded')}"
                    f" | {remat} | {ratio:.2f}x | "
                    f"{r['temp_bytes'][remat] / 1e6:.0f} |")
   return lines if records else []

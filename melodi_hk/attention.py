@@ -155,9 +155,9 @@ def _attend(queries, keys, values, scale, bias, mask, key, rate: float,
 
   A custom gradient that stores only the inputs and the output, and
   recomputes the scores and weights in the backward pass (bit for bit the
-  forward's), as FlashAttention does. Autodiff would store the float32 scores, unscaled
-  scores (for the learned scale's gradient), weights and dropped weights,
-  [B, H, Q, K] each: the largest activations of a window. The price is one
+  forward's), as FlashAttention does. Autodiff would store the float32
+  scores, unscaled scores (for the learned scale's gradient), weights and
+  dropped weights, [B, H, Q, K] each: the largest activations of a window. The price is one
   more q.k matmul and softmax per attention in the backward pass. The
   dropout mask [H, Q, K] is drawn again from its key there too (as
   FlashAttention does): stored, the masks took 0.38 of the paper-size
