@@ -98,7 +98,12 @@ class Dense(hk.Module):
   def __call__(self, x: jax.Array) -> jax.Array:  # [..., K] -> [..., O]
     kernel = hk.get_parameter("kernel", [x.shape[-1], self.output_size],
                               jnp.float32, init=fan_in_init)
-    y = jnp.dot(x, kernel.astype(x.dtype))
+    # As one [N, K] @ [K, O] matmul: on a 3-D input XLA's CPU backend
+    # transposes x and the output gradient for the kernel gradient (a
+    # contraction over two axes); flattened, the GEMM reads them in place.
+    flat = x.reshape(-1, x.shape[-1])  # [N, K]
+    y = jnp.dot(flat, kernel.astype(x.dtype)).reshape(
+        x.shape[:-1] + (self.output_size,))
     if self.with_bias:
       y += hk.get_parameter("bias", [self.output_size], jnp.float32,
                             init=jnp.zeros).astype(x.dtype)
