@@ -70,6 +70,9 @@ if [[ -n "${SMOKE:-}" ]]; then
     --mlp_dim=128 --vocab_size=256 --window_length=32 --segment_length=128
     --memory=8 --long_layer=1 --long_memory=64 --increment=8"
   STEPS="--steps=2 --warmup=1"; MAX_BYTES="--max_batch_bytes=40000000"
+  # The meliad side-by-side at the tiny size too: at the bench default its
+  # unrolled compiles alone outlast its cap on a loaded 2-core CPU.
+  SBS="$(echo $SIZE) --rounds=1 --steps=2 --warmup=1"  # one line: in bash -c
   BUDGET_S=${BUDGET_S:-900}
 else
   SIZE="--num_layers=13 --embed_dim=1024 --num_heads=8 --head_dim=128
@@ -77,6 +80,7 @@ else
     --segment_length=4096 --memory=128 --long_layer=6 --long_memory=8192
     --increment=64"
   STEPS="--steps=10 --warmup=2"; MAX_BYTES=""
+  SBS="--rounds=5 --steps=10 --warmup=2"    # at the bench default
   BUDGET_S=${BUDGET_S:-570}
 fi
 
@@ -134,8 +138,8 @@ if [[ -d .meliad/transformer ]]; then
   # A cache of its own, so its compile times are first compiles too.
   extra meliad 150 env JAX_COMPILATION_CACHE_DIR="$LOGS/sbs_cache" \
     bash -c "\"$PY\" -m experiments.meliad_side_by_side --meliad_dir=.meliad \
-    --impls=meliad,none,window,none_unroll4 --rounds=5 --steps=10 \
-    --warmup=2 --out=\"$OUT/sbs.jsonl\" > /dev/null"
+    --impls=meliad,none,window,none_unroll4 $SBS \
+    --out=\"$OUT/sbs.jsonl\" > /dev/null"
 fi
 # shellcheck disable=SC2086
 extra profile 120 "$PY" -m experiments.step_profile $SIZE --dtype=bfloat16 \
