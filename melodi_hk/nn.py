@@ -98,16 +98,41 @@ class Dense(hk.Module):
   def __call__(self, x: jax.Array) -> jax.Array:  # [..., K] -> [..., O]
     kernel = hk.get_parameter("kernel", [x.shape[-1], self.output_size],
                               jnp.float32, init=fan_in_init)
-    # As one [N, K] @ [K, O] matmul: on a 3-D input XLA's CPU backend
-    # transposes x and the output gradient for the kernel gradient (a
-    # contraction over two axes); flattened, the GEMM reads them in place.
-    flat = x.reshape(-1, x.shape[-1])  # [N, K]
-    y = jnp.dot(flat, kernel.astype(x.dtype)).reshape(
-        x.shape[:-1] + (self.output_size,))
+    y = matmul(*same_varying_axes(x, kernel.astype(x.dtype)))
     if self.with_bias:
       y += hk.get_parameter("bias", [self.output_size], jnp.float32,
                             init=jnp.zeros).astype(x.dtype)
     return y
+
+
+@jax.custom_vjp
+def matmul(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """`x @ kernel`, [..., K] @ [K, O] -> [..., O], whose kernel gradient is
+  one 2-D matmul over the flattened rows.
+
+  Autodiff's kernel gradient contracts x and the output gradient over all
+  their leading axes, and XLA's CPU backend transposes both for that; as
+  [N, K]^T @ [N, O] the GEMM reads them in place. Flattening x before an
+  ordinary dot would do the same but store the flat copy as a residual
+  beside x itself (a ReLU's output, or the input that keys and values
+  share), one more array per layer and window; this stores x.
+  """
+  return jnp.dot(x, kernel)
+
+
+def _matmul_fwd(x, kernel):
+  return jnp.dot(x, kernel), (x, kernel)
+
+
+def _matmul_bwd(residuals, grad):  # grad [..., O]
+  x, kernel = residuals
+  rows = jax.lax.dot_general(  # [N, K]^T @ [N, O] -> [K, O]
+      x.reshape(-1, x.shape[-1]), grad.reshape(-1, grad.shape[-1]),
+      (((0,), (0,)), ((), ())))
+  return jnp.dot(grad, kernel.T), rows.astype(kernel.dtype)
+
+
+matmul.defvjp(_matmul_fwd, _matmul_bwd)
 
 
 class FeedForward(hk.Module):
