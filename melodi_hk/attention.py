@@ -324,7 +324,9 @@ class Attention(hk.Module):
     return temperature("scale", self.num_heads)
 
   def output(self, heads: jax.Array) -> jax.Array:  # [B, n, H, D] -> [B, n, E]
-    return self.out(heads.reshape(heads.shape[:-2] + (-1,)))
+    # Heads as they are, not reshaped to [B, n, H*D]: the projection's
+    # gradient then stores the very array `attend` stores, not a copy.
+    return self.out(heads, in_axes=2)
 
 
 def temperature(name: str, num_heads: int) -> jax.Array:  # [H]

@@ -10,6 +10,7 @@ Parameters are created in float32 and cast to the input's dtype at use, so
 bfloat16 compute keeps float32 master weights (melodi_hk/README.md §2).
 """
 
+import functools
 import math
 
 import haiku as hk
@@ -95,41 +96,47 @@ class Dense(hk.Module):
     self.output_size = output_size
     self.with_bias = with_bias
 
-  def __call__(self, x: jax.Array) -> jax.Array:  # [..., K] -> [..., O]
-    kernel = hk.get_parameter("kernel", [x.shape[-1], self.output_size],
-                              jnp.float32, init=fan_in_init)
-    y = matmul(*same_varying_axes(x, kernel.astype(x.dtype)))
+  def __call__(self, x: jax.Array, in_axes: int = 1) -> jax.Array:
+    """x [..., K] -> [..., O]; with `in_axes` = 2, x [..., K1, K2] and
+    K = K1 * K2 (e.g. attention heads [.., H, D] into the output)."""
+    kernel = hk.get_parameter(
+        "kernel", [math.prod(x.shape[-in_axes:]), self.output_size],
+        jnp.float32, init=fan_in_init)
+    y = matmul(*same_varying_axes(x, kernel.astype(x.dtype)), in_axes)
     if self.with_bias:
       y += hk.get_parameter("bias", [self.output_size], jnp.float32,
                             init=jnp.zeros).astype(x.dtype)
     return y
 
 
-@jax.custom_vjp
-def matmul(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  """`x @ kernel`, [..., K] @ [K, O] -> [..., O], whose kernel gradient is
-  one 2-D matmul over the flattened rows.
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def matmul(x: jax.Array, kernel: jax.Array, in_axes: int = 1) -> jax.Array:
+  """`x @ kernel` over x's last `in_axes` axes flattened, [..., K] @ [K, O]
+  -> [..., O], whose kernel gradient is one 2-D matmul over all rows.
 
   Autodiff's kernel gradient contracts x and the output gradient over all
   their leading axes, and XLA's CPU backend transposes both for that; as
   [N, K]^T @ [N, O] the GEMM reads them in place. Flattening x before an
   ordinary dot would do the same but store the flat copy as a residual
-  beside x itself (a ReLU's output, or the input that keys and values
-  share), one more array per layer and window; this stores x.
+  beside x itself (a ReLU's output, the input that keys and values share,
+  the attention output that `attend` stores), one more array per layer
+  and window; this stores x as it came.
   """
-  return jnp.dot(x, kernel)
+  return _matmul_fwd(x, kernel, in_axes)[0]
 
 
-def _matmul_fwd(x, kernel):
-  return jnp.dot(x, kernel), (x, kernel)
+def _matmul_fwd(x, kernel, in_axes):
+  rows = x.reshape(x.shape[:x.ndim - in_axes] + (-1,))  # [..., K]
+  return jnp.dot(rows, kernel), (x, kernel)
 
 
-def _matmul_bwd(residuals, grad):  # grad [..., O]
+def _matmul_bwd(in_axes, residuals, grad):  # grad [..., O]
   x, kernel = residuals
-  rows = jax.lax.dot_general(  # [N, K]^T @ [N, O] -> [K, O]
-      x.reshape(-1, x.shape[-1]), grad.reshape(-1, grad.shape[-1]),
+  grad_kernel = jax.lax.dot_general(  # [N, K]^T @ [N, O] -> [K, O]
+      x.reshape(-1, kernel.shape[0]), grad.reshape(-1, grad.shape[-1]),
       (((0,), (0,)), ((), ())))
-  return jnp.dot(grad, kernel.T), rows.astype(kernel.dtype)
+  grad_x = jnp.dot(grad, kernel.T).reshape(x.shape)
+  return grad_x, grad_kernel.astype(kernel.dtype)
 
 
 matmul.defvjp(_matmul_fwd, _matmul_bwd)

@@ -62,8 +62,9 @@ class PreNormBlock(hk.Module):
 
   def residual(self, x: jax.Array, heads: jax.Array,
                is_training: bool) -> jax.Array:
-    """x [B, T, E] plus attention heads [B, T, H, D], then the FFN block."""
-    y = x + self.attention.output(heads)  # [B, T, E]
+    """x [B, T, E] plus attention heads of its B*T tokens (e.g. [B*N, W, H,
+    D], in x's token order), then the FFN block."""
+    y = x + self.attention.output(heads).reshape(x.shape)  # [B, T, E]
     ffn = self.ffn(self.pre_ffn_norm(y))  # [B, T, E]
     return y + nn.tiled_dropout(ffn, self.cfg.dropout_rate, is_training)
 
@@ -117,7 +118,7 @@ class XLLayer(PreNormBlock):
         # The cache's unit-norm keys are normalised again, which changes
         # them by float rounding only.
         normalize_queries=True, normalize_keys=True)
-    z = self.residual(x, heads.reshape(queries.shape), is_training)
+    z = self.residual(x, heads, is_training)  # heads as `attend` stores them
     new_cache = None if cache is None else XLCache(
         attention.unit(keys[:, -w:]), values[:, -w:])
     return z, new_cache
