@@ -1,5 +1,7 @@
-"""Shared building blocks (melodi_hk/nn.py): the RMS norm's and the ReLU's
-custom gradients."""
+"""Shared building blocks (melodi_hk/nn.py): the RMS norm's, the ReLU's and
+the dense matmul's custom gradients."""
+
+import math
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -55,6 +57,48 @@ class ReluTest(absltest.TestCase):
     saved = melodi_testing.saved_residuals(lambda p, x: jnp.sum(ffn.apply(p, x)), params, x)
     self.assertNotIn("bool", "\n".join(saved))
     self.assertLen([s for s in saved if s.startswith("f32[2,3,16]")], 1)
+    self.assertEmpty([s for s in saved if s.startswith("f32[6,")])
+
+
+class MatmulTest(parameterized.TestCase):
+
+  @parameterized.product(dtype=(jnp.float32, jnp.bfloat16), in_axes=(1, 2))
+  def test_equals_autodiff_of_the_flat_dot(self, dtype, in_axes):
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 3, 4, 5)).astype(dtype)
+    k = jax.random.normal(jax.random.PRNGKey(1), (
+        math.prod(x.shape[4 - in_axes:]), 6)).astype(dtype)
+    g = jax.random.normal(jax.random.PRNGKey(2), x.shape[:4 - in_axes] + (
+        6,)).astype(dtype)
+    flat = lambda x, k: jnp.dot(x.reshape(x.shape[:4 - in_axes] + (-1,)), k)
+    ours, ours_vjp = jax.vjp(lambda x, k: nn.matmul(x, k, in_axes), x, k)
+    theirs, theirs_vjp = jax.vjp(flat, x, k)
+    tol = 1e-5 if dtype == jnp.float32 else 2e-2
+    chex.assert_trees_all_close(ours, theirs, rtol=tol, atol=tol)
+    chex.assert_trees_all_equal_shapes_and_dtypes(ours_vjp(g), theirs_vjp(g))
+    chex.assert_trees_all_close(ours_vjp(g), theirs_vjp(g), rtol=tol,
+                                atol=tol)
+
+  def test_stores_its_input_as_it_came(self):
+    # The attention output's case: heads [B, n, H, D] into an [H*D, E]
+    # kernel. A flattened [B, n, H*D] residual would be a second copy of
+    # the heads, which `attend` already stores.
+    x = jnp.ones((2, 3, 4, 5))
+    k = jnp.ones((20, 6))
+    saved = melodi_testing.saved_residuals(
+        lambda x, k: jnp.sum(nn.matmul(x, k, 2)), x, k)
+    self.assertLen(saved, 2, saved)
+    self.assertTrue(saved[0].startswith("f32[2,3,4,5] from the argument x"),
+                    saved)
+    self.assertTrue(saved[1].startswith("f32[20,6] from the argument k"),
+                    saved)
+
+  def test_dense_kernel_covers_the_flattened_axes(self):
+    dense = hk.without_apply_rng(hk.transform(
+        lambda x: nn.Dense(6, with_bias=False, name="output")(x, in_axes=2)))
+    x = jnp.ones((2, 3, 4, 5))
+    params = dense.init(jax.random.PRNGKey(0), x)
+    self.assertEqual(params["output"]["kernel"].shape, (20, 6))
+    self.assertEqual(dense.apply(params, x).shape, (2, 3, 6))
 
 
 if __name__ == "__main__":
