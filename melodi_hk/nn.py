@@ -5,6 +5,7 @@ custom gradients need.
 Glossary of shapes:
 - B: batch.  n: tokens in the sequence at hand.  V: vocabulary.
 - E: width.  F: MLP hidden dim.  K: input features.  O: output features.
+- N: rows of a matmul, all leading axes flattened (e.g. B * n).
 
 Parameters are created in float32 and cast to the input's dtype at use, so
 bfloat16 compute keeps float32 master weights (melodi_hk/README.md §2).
