@@ -157,12 +157,13 @@ def _attend(queries, keys, values, scale, bias, mask, key, rate: float,
   recomputes the scores and weights in the backward pass (bit for bit the
   forward's), as FlashAttention does. Autodiff would store the float32
   scores, unscaled scores (for the learned scale's gradient), weights and
-  dropped weights, [B, H, Q, K] each: the largest activations of a window. The price is one
-  more q.k matmul and softmax per attention in the backward pass. The
-  dropout mask [H, Q, K] is drawn again from its key there too (as
-  FlashAttention does): stored, the masks took 0.38 of the paper-size
-  step's 10.5 GB of activations. With `unit_q` / `unit_k` it also applies
-  `unit` to the queries / keys and recomputes that in the backward pass.
+  dropped weights, [B, H, Q, K] each: the largest activations of a
+  window. The price is one more q.k matmul and softmax per attention in
+  the backward pass. The dropout mask [H, Q, K] is drawn again from its
+  key there too (as FlashAttention does): stored, the masks took 0.38 of
+  the paper-size step's 10.5 GB of activations. With `unit_q` / `unit_k`
+  it also applies `unit` to the queries / keys and recomputes that in the
+  backward pass.
   """
   return _attend_fwd(queries, keys, values, scale, bias, mask, key, rate,
                      unit_q, unit_k)[0]
