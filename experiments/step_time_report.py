@@ -116,7 +116,7 @@ def write(out_dir: str):
   text = ["# Step time against Transformer-XL", ""] + compare_table(compare)
   text += ["", "## Step options at the small size", ""]
   text += options_table(options)
-  text += ["", "## The baselines' remat options", ""]
+  text += ["", "## Remat options (`launch.bench --remat_costs`)", ""]
   text += remat_costs_table(
       load(os.path.join(out_dir, "baseline_remat.jsonl")))
   with open(os.path.join(out_dir, "table.md"), "w") as f:
