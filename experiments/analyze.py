@@ -85,9 +85,10 @@ def main(workdirs: list[str]) -> None:
     if os.path.exists(result_path):
       result = json.load(open(result_path))
       values = result.get("values", {})
+      gaps = [(b["start"], round(b["exact_match"], 3))
+              for b in values.get("by_gap", [])]
       print(f"  eval nats/token {result['nats_per_token']:.4f}, recall EM "
-            f"{values.get('recall_exact_match')}, by gap "
-            f"{[(b['start'], round(b['exact_match'], 3)) for b in values.get('by_gap', [])]}")
+            f"{values.get('recall_exact_match')}, by gap {gaps}")
       for mode, gain in result.get("memory_gain", {}).items():
         print(f"  {mode}: nats/token {gain['nats_per_token']:.4f}, recall EM "
               f"{gain['recall_exact_match']}")

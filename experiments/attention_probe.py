@@ -251,8 +251,9 @@ def probe_run(workdir: str, max_batches: int = 32) -> dict:
 def markdown(results: list[dict]) -> str:
   """One table row per run, layer and query group."""
   lines = ["| run | layer | queries | n | short memory | context | summary "
-           "| long: mass on written slots | long: effective slots | long: mean 1-gate | long: share "
-           "of output norm |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+           "| long: mass on written slots | long: effective slots "
+           "| long: mean 1-gate | long: share of output norm |",
+           "|---" * 11 + "|"]
   fmt = lambda row, k: f"{row[k]:.3f}" if k in row else ""
   for result in results:
     name = result["workdir"].rstrip("/").rsplit("/", 1)[-1]

@@ -115,7 +115,8 @@ def push_in_place(fifo: jax.Array, new: jax.Array) -> jax.Array:
 
 
 def compiled_step(cfg, batch: int, patch=None) -> bench_lib.Bench:
-  """bench_lib.Bench traced afresh (train_lib caches per config) under `patch`."""
+  """bench_lib.Bench traced afresh under `patch` (train_lib caches per
+  config)."""
   train_lib.build.cache_clear()
   train_lib.jit_update.cache_clear()
   with patch or contextlib.nullcontext():

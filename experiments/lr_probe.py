@@ -376,7 +376,8 @@ def plot(results: list[dict], path: str) -> None:
                             label=name if group == "attention_qkv" else None)
     for layer, style in (("layer_1", "-"), ("layer_0", "--")):
       axes[1, 0].plot(steps, [c["branch_rms"][f"{layer}/ffn"] for c in ck],
-                      style, c=color, label=name if layer == "layer_1" else None)
+                      style, c=color,
+                      label=name if layer == "layer_1" else None)
     if "memory_mass_same_window" in ck[-1]:
       for l, style in enumerate(("-", "--")):
         axes[1, 1].plot(steps, [max(c["memory_mass_same_window"][l])

@@ -76,7 +76,8 @@ def paper_table(records: list[dict]) -> list[str]:
         _cell(got.get((i, t)), base) for i in impls) +
                  f" | {'yes' if len(counts) == 1 else counts} |")
   lines += ["", "Compile seconds (wall / CPU):", "",
-            "| T | " + " | ".join(impls) + " |", "|---" * (len(impls) + 1) + "|"]
+            "| T | " + " | ".join(impls) + " |",
+            "|---" * (len(impls) + 1) + "|"]
   for t in ts:
     lines.append(f"| {t} | " + " | ".join(
         f"{r['compile_s']:.0f} / {r['compile_cpu_s']:.0f}"

@@ -161,9 +161,9 @@ def _build(cfg: config_lib.MelodiConfig):
     out, carry = contract.unroll(remat_lib.remat(step, cfg.remat), carry,
                                  (tokens,) + inputs, cfg.window_length,
                                  step_rng, cfg.window_unroll)
-    return out, memory_lib.MelodiMemory(
-        stacking.unstack_memory(carry.short, stacking.groups(cfg)), tuple(memory_lib.LongTermMemory(c.tokens)
-                           for c in carry.long))
+    short = stacking.unstack_memory(carry.short, stacking.groups(cfg))
+    long = tuple(memory_lib.LongTermMemory(c.tokens) for c in carry.long)
+    return out, memory_lib.MelodiMemory(short, long)
 
   def apply(params, memory, tokens, start_of_sequence, rng=None,
             is_training=False):

@@ -54,7 +54,8 @@ class ReluTest(absltest.TestCase):
         x)))
     x = jnp.ones((2, 3, 4))
     params = ffn.init(jax.random.PRNGKey(0), x)
-    saved = melodi_testing.saved_residuals(lambda p, x: jnp.sum(ffn.apply(p, x)), params, x)
+    saved = melodi_testing.saved_residuals(
+        lambda p, x: jnp.sum(ffn.apply(p, x)), params, x)
     self.assertNotIn("bool", "\n".join(saved))
     self.assertLen([s for s in saved if s.startswith("f32[2,3,16]")], 1)
     self.assertEmpty([s for s in saved if s.startswith("f32[6,")])
