@@ -257,6 +257,27 @@ def check_config(workdir: str, config: ml_collections.ConfigDict,
         "step on.", workdir, "; ".join(c for _, c in changes))
 
 
+def run_config(workdir: str) -> ml_collections.ConfigDict:
+  """The config the run in `workdir` was trained with (its config.json)."""
+  path = epath.Path(workdir) / CONFIG_FILE
+  if not path.exists():
+    raise ValueError(f"No {CONFIG_FILE} in {workdir}: not a training workdir "
+                     "(python -m launch.train writes one); check --workdir.")
+  return ml_collections.ConfigDict(json.loads(path.read_text()))
+
+
+def data_changes(workdir: str, config: ml_collections.ConfigDict) -> list[str]:
+  """'data.<field>: trained -> now' for every data field of `config` that
+  differs from the run's config.json (none if the run has none)."""
+  path = epath.Path(workdir) / CONFIG_FILE
+  if not path.exists():
+    return []
+  saved = json.loads(path.read_text()).get("data", {})
+  current = json.loads(config.to_json_best_effort()).get("data", {})
+  return [change for _, change in
+          _differences(saved, current, _added_fields(config), "data.")]
+
+
 def store_config(workdir: str, config: ml_collections.ConfigDict) -> None:
   path = epath.Path(workdir) / CONFIG_FILE
   path.parent.mkdir(parents=True, exist_ok=True)

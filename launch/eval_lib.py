@@ -19,6 +19,7 @@ Per-token sums live in launch/scores.py.
 """
 
 import functools
+import hashlib
 import json
 import os
 import time
@@ -93,6 +94,38 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str,
                         max_batches)
   result["step"] = step
   return result
+
+
+def evaluate_run(workdir: str,
+                 config: ml_collections.ConfigDict | None = None,
+                 split: str | None = None, step: int | None = None,
+                 **kwargs) -> tuple[dict[str, Any], str]:
+  """`evaluate` on the run's own config (its config.json) unless `config`
+  is given; returns (result, name).
+
+  `result["data_changes"]` lists the data fields `config` changes from the
+  run's ('data.<field>: trained -> now'); `name` is the split, tagged by
+  them (`data_tag`), for output files and TensorBoard scalars, so that a
+  score on other data never takes the place of one on the run's own.
+  `kwargs` go to `evaluate` (memory_modes, max_batches).
+  """
+  if config is None:
+    config = checkpoints.run_config(workdir)
+  changes = checkpoints.data_changes(workdir, config)
+  if changes:
+    logging.warning("Scoring on other data than the run trained on "
+                    "(trained -> now): %s.", "; ".join(changes))
+  split = split or config.data.eval_split
+  result = evaluate(config, workdir, split, step, **kwargs)
+  result["data_changes"] = changes
+  return result, split + data_tag(changes)
+
+
+def data_tag(changes: list[str]) -> str:
+  """"" for the run's own data, else "_data-<hash of the changes>"."""
+  if not changes:
+    return ""
+  return "_data-" + hashlib.sha1("\n".join(changes).encode()).hexdigest()[:8]
 
 
 def score_params(config, model_cfg, params, split: str,

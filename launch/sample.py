@@ -18,8 +18,11 @@ because the memory has a fixed size. The continuation is printed as it is
 produced, decoded with the run's tokenizer.
 """
 
+import sys
+
 from absl import app
 from absl import flags
+from absl import logging
 from etils import epath
 import melodi_hk
 from ml_collections import config_flags
@@ -51,8 +54,12 @@ def main(argv):
     raise app.UsageError("Pass exactly one of --prompt and --prompt_file.")
   prompt = (_PROMPT.value if _PROMPT_FILE.value is None
             else epath.Path(_PROMPT_FILE.value).read_bytes())
-  config, model_cfg, params = sample_lib.load(_WORKDIR.value, _CONFIG.value,
-                                              _STEP.value)
+  try:
+    config, model_cfg, params = sample_lib.load(
+        _WORKDIR.value, _CONFIG.value, _STEP.value)
+  except ValueError as error:  # Bad config or workdir: one line, no trace.
+    logging.error("%s", error)
+    sys.exit(1)
   sampling = melodi_hk.SamplingConfig(
       _TEMPERATURE.value, _TOP_K.value, _TOP_P.value)
   texts = sample_lib.sample(config, model_cfg, params, prompt,

@@ -9,11 +9,9 @@ prints the continuation as `melodi_hk.generate` produces it.
 """
 
 import dataclasses
-import json
 import sys
 import time
 
-from etils import epath
 import jax
 import melodi_hk
 import ml_collections
@@ -37,12 +35,7 @@ def load(workdir: str | None, config: ml_collections.ConfigDict | None,
     params = jax.jit(melodi_hk.build(model_cfg).init)(
         jax.random.PRNGKey(config.seed))
     return (config,) + _per_layer(model_cfg, params)
-  path = epath.Path(workdir) / checkpoints.CONFIG_FILE
-  if not path.exists():
-    raise ValueError(f"No {checkpoints.CONFIG_FILE} in {workdir}: not a "
-                     "training workdir; train first (python -m "
-                     "launch.train) or pass --config for a random model.")
-  config = ml_collections.ConfigDict(json.loads(path.read_text()))
+  config = checkpoints.run_config(workdir)
   model_cfg = experiment.model_config(config)
   params, _ = eval_lib.restore_params(config, model_cfg, workdir, step)
   return (config,) + _per_layer(model_cfg, params)

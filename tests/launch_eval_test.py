@@ -64,6 +64,29 @@ class EvalTest(absltest.TestCase):
     np.testing.assert_allclose(result["perplexity"], math.exp(nats / tokens),
                                rtol=1e-5)
 
+  def test_a_run_scores_its_own_data_unless_told_and_says_so(self):
+    trainer.train(launch_testing.small_config(), self.workdir)
+    own, name = eval_lib.evaluate_run(self.workdir, max_batches=1)
+    self.assertEqual((own["data_changes"], name), ([], "validation"))
+    other = launch_testing.small_config()
+    other.data.synthetic.min_recall_gap = 400
+    with self.assertLogs(level="WARNING") as logs:
+      result, other_name = eval_lib.evaluate_run(self.workdir, other,
+                                                 max_batches=1)
+    change = "data.synthetic.min_recall_gap: 8192 -> 400"
+    self.assertEqual(result["data_changes"], [change])
+    self.assertIn(change, "\n".join(logs.output))
+    self.assertRegex(other_name, r"^validation_data-[0-9a-f]{8}$")
+    self.assertEqual(other_name, "validation" + eval_lib.data_tag([change]))
+    self.assertNotEqual(eval_lib.data_tag([change]),
+                        eval_lib.data_tag(["data.corpus: 'a' -> 'b'"]))
+    # The test corpus ignores the gap: same documents, same score.
+    self.assertEqual(result["nats_per_token"], own["nats_per_token"])
+
+  def test_a_workdir_without_config_json_is_a_clear_error(self):
+    with self.assertRaisesRegex(ValueError, "No config.json in .*--workdir"):
+      eval_lib.evaluate_run(self.workdir)
+
   def test_missing_checkpoint_is_a_clear_error(self):
     with self.assertRaisesRegex(ValueError, "No checkpoints in .*--workdir"):
       eval_lib.evaluate(launch_testing.small_config(), self.workdir,
