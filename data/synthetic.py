@@ -73,7 +73,7 @@ class SyntheticConfig:
   min_recall_gap: int = 8192  # Shortest G.
   max_recall_gap: int = 0  # Longest G ("passkey"; 0 = min_recall_gap).
   value_length: int = 6  # K.
-  value_alphabet: str = "0123456789"
+  value_alphabet: str = "0123456789"  # Characters of the values.
   filler_sentences: tuple[int, int] = (4, 12)  # Per "recall" paragraph.
   filler: str = "words"  # One of FILLERS: a word list, or only dots.
   # Training targets: "all" tokens, or only "values" (first-stated and

@@ -18,12 +18,16 @@ import runpy
 import melodi_hk
 import ml_collections
 
+from data import synthetic
 from launch import train_lib
 from launch.configs import common
 
 # `name=value,  # comment`, `config.name = value  # comment` or the
 # dataclass form `name: type = value  # comment`.
 _COMMENTED = re.compile(r"^\s*(?:config\.)?(\w+)\s*[:=][^#]*#\s*(.*)$")
+# The same forms without a trailing comment, and a comment line of its own.
+_FIELD = re.compile(r"^\s*(?:config\.)?(\w+)\s*(?::[^=]*)?=[^=]")
+_COMMENT = re.compile(r"^\s*#\s*(.*)$")
 # The model dataclasses and the bases holding their shared fields.
 _MODEL_CLASSES = (melodi_hk.MelodiConfig, melodi_hk.TransformerXLConfig,
                   melodi_hk.MemorizingConfig, melodi_hk.config.ModelConfig,
@@ -31,13 +35,25 @@ _MODEL_CLASSES = (melodi_hk.MelodiConfig, melodi_hk.TransformerXLConfig,
 
 
 def comments(*sources) -> dict[str, str]:
-  """{field name: its trailing comment} from the source of `sources`."""
+  """{field name: its comment} from the source of `sources`: the trailing
+  one, else the comment block over the run of fields that follows it."""
   found = {}
   for source in sources:
+    block, above = [], ""  # Comment lines read; the block over this run.
     for line in inspect.getsource(source).splitlines():
-      match = _COMMENTED.match(line)
-      if match:
-        found.setdefault(match.group(1), match.group(2).strip())
+      comment = _COMMENT.match(line)
+      if comment:
+        block.append(comment.group(1).strip())
+        continue
+      if block:
+        above, block = " ".join(block), []
+      trailing, field = _COMMENTED.match(line), _FIELD.match(line)
+      if trailing:
+        found.setdefault(trailing.group(1), trailing.group(2).strip())
+      elif field and above:
+        found.setdefault(field.group(1), above)
+      if not field:
+        above = ""
   return found
 
 
@@ -57,7 +73,8 @@ def flat_fields(config: ml_collections.ConfigDict,
 def describe(config: ml_collections.ConfigDict | None = None) -> str:
   """One `field = default  # comment` line per config field."""
   config = config or common.base_config()
-  notes = comments(common, train_lib.OptimizerConfig, *_MODEL_CLASSES)
+  notes = comments(common, train_lib.OptimizerConfig,
+                   synthetic.SyntheticConfig, *_MODEL_CLASSES)
   lines = ["Config fields (override with --config.<field>=<value>):"]
   for field, value in flat_fields(config).items():
     note = notes.get(field.rsplit(".", 1)[-1], "")

@@ -51,7 +51,8 @@ def main(argv):
                   process_count=jax.process_count())
   except trainer.Preempted:
     sys.exit(trainer.EXIT_PREEMPTED)  # Logged by the trainer.
-  except ValueError as error:  # Bad config or workdir: one line, no trace.
+  # A bad config or workdir, or a diverged loss: one line, no trace.
+  except (ValueError, FloatingPointError) as error:
     logging.error("%s", error)
     sys.exit(1)
 
@@ -63,6 +64,7 @@ def parse_flags(argv: list[str]) -> list[str]:
   except SystemExit:  # --help printed absl's usage; add the config fields.
     if {"--help", "-h", "-?", "--helpshort"} & set(argv):
       print(config_help.describe(flags.FLAGS["config"].value))
+      sys.exit(0)  # Help asked for is not a failure (absl exits 1).
     raise
   except (AttributeError, KeyError) as error:  # An unknown --config.<field>.
     config = flags.FLAGS["config"].value or config_help.load(argv)

@@ -238,6 +238,7 @@ class ReliabilityTest(parameterized.TestCase):
     self.assertIn("log_every", bad.stderr)  # The valid names.
     self.assertEmpty(os.listdir(self.workdir))
     usage = _launch("--help")
+    self.assertEqual(usage.returncode, 0, usage.stderr[-2000:])
     config = common.base_config()  # No --config: the shared defaults.
     for field, value in [("checkpoint_every", config.checkpoint_every),
                          ("optimizer.max_lr", config.optimizer.max_lr),

@@ -14,6 +14,7 @@ import ml_collections
 from ml_collections import config_dict
 
 from data import synthetic
+from launch import experiment
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -64,5 +65,12 @@ def _unset_synthetic_fields() -> dict:
 
 
 def model_fields(model_cfg) -> ml_collections.ConfigDict:
-  """A model dataclass (e.g. from melodi_hk.presets) as `config.model`."""
+  """A model dataclass (e.g. from melodi_hk.presets) as `config.model`:
+  every field of it, so that each can be overridden on the command line."""
   return ml_collections.ConfigDict(dataclasses.asdict(model_cfg))
+
+
+def model_from(model_name: str, fields: dict) -> ml_collections.ConfigDict:
+  """`config.model` for the dataclass `model_name` built from `fields`,
+  the other fields at their defaults (and the whole checked now)."""
+  return model_fields(experiment.MODEL_CLASSES[model_name](**fields))

@@ -47,7 +47,7 @@ def get_config(arg: str = "melodi_sl,400") -> ml_collections.ConfigDict:
   model, gap, *rest = arg.split(",")
   config = common.base_config()
   config.model_name, fields = model_fields(model)
-  config.model = ml_collections.ConfigDict(fields)
+  config.model = common.model_from(config.model_name, fields)
   low, _, high = gap.partition("-")
   config.data.synthetic.update(dict(
       task="passkey", document_chars=2048, min_recall_gap=int(low),

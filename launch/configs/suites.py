@@ -67,7 +67,7 @@ def _row_config(row: str, base: ml_collections.ConfigDict, rows_per_step: int,
                 **sizes) -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict(base.to_dict())
   config.model_name, fields = model_fields(row, **sizes)
-  config.model = ml_collections.ConfigDict(fields)
+  config.model = common.model_from(config.model_name, fields)
   segment = sizes.get("segment", 256)
   # Equal tokens per step: rows x T is the same for every model.
   config.batch_size = rows_per_step * segment // fields["segment_length"]

@@ -10,7 +10,7 @@ compiles in ~20 s, then runs ~30 steps/s: 2000 steps in about 1.5 minutes.
 The loss falls from ~6.8 nats/token (perplexity ~900) at the start through
 3.1 (ppl 22) at step 200 to ~1.06 (ppl ~2.9) at step 2000. Checkpoints go to
 <workdir>/checkpoints every 500 steps, TensorBoard logs to
-<workdir>/tensorboard; `python -m launch.eval` with the same flags then
+<workdir>/tensorboard; `python -m launch.eval --workdir=<workdir>` then
 scores the 64 validation documents (~20 s).
 """
 
@@ -21,7 +21,7 @@ from launch.configs import common
 
 def get_config() -> ml_collections.ConfigDict:
   config = common.base_config()
-  config.model = ml_collections.ConfigDict(dict(
+  config.model = common.model_from("melodi", dict(
       vocab_size=260, num_layers=2, embed_dim=64, num_heads=2, head_dim=32,
       mlp_dim=256, window_length=32, segment_length=128,
       short_term_memory_size=16, summary_size=16, long_term_layers=(1,),
