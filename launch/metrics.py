@@ -140,10 +140,17 @@ def write_scalars(logdir: str, step: int, scalars: dict[str, float]) -> None:
 
 
 def quiet_orbax_logs() -> None:
-  """Keeps orbax's many INFO lines per save out of the console."""
-  logging.get_absl_logger().addFilter(
-      lambda record: record.levelno >= logging.converter.STANDARD_WARNING or
-      "/orbax/" not in record.pathname)
+  """Keeps orbax's many INFO lines per save out of the console, and its
+  warning that a checkpoint directory is read only: eval and sample open
+  it so on purpose, and users took it for a permissions problem."""
+  logging.get_absl_logger().addFilter(_shown)
+
+
+def _shown(record) -> bool:
+  if "/orbax/" not in record.pathname:
+    return True
+  return (record.levelno >= logging.converter.STANDARD_WARNING and
+          not str(record.msg).startswith("Given directory is read only"))
 
 
 def _duration(seconds: float) -> str:

@@ -79,6 +79,9 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
   state = _initial_state(train_lib.build(model_cfg), opt, config.seed, rows,
                          ckpt, stream, process_count)
   checkpoints.store_config(workdir, config)  # Only once the state restored.
+  if int(state.step) >= config.num_steps:
+    logging.info("The run is already at num_steps=%d: nothing to train. "
+                 "Raise --config.num_steps to continue it.", config.num_steps)
   logdir = os.path.join(workdir, "tensorboard") if process_index == 0 else None
   reporter = metrics.Reporter(
       logdir, num_steps=config.num_steps, first_step=int(state.step),

@@ -5,6 +5,7 @@ T = 32 tokens.
 """
 
 import os
+import shutil
 import signal
 import tempfile
 from unittest import mock
@@ -86,6 +87,17 @@ class ResumeTest(absltest.TestCase):
     with self.assertRaisesRegex(ValueError, r"model\.num_layers: 2 -> 3"):
       trainer.train(changed, self.full_dir)
     self.assertEqual(_files(self.full_dir), before)
+
+  def test_a_finished_run_says_how_to_continue_and_saves_nothing(self):
+    run = os.path.join(self.enter_context(tempfile.TemporaryDirectory()),
+                       "run")
+    shutil.copytree(self.full_dir, run)
+    before = _files(os.path.join(run, "checkpoints"))
+    with self.assertLogs(level="INFO") as logs:
+      self.assertEqual(trainer.train(self.config, run), {})
+    self.assertIn("Raise --config.num_steps to continue",
+                  "\n".join(logs.output))
+    self.assertEqual(_files(os.path.join(run, "checkpoints")), before)
 
   def test_shard_map_trains_the_same_losses_as_pmap(self):
     config = launch_testing.small_config()  # Dropout on: rows must keep
