@@ -45,7 +45,7 @@ _DATA_DIR = flags.DEFINE_string("data_dir", None,
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}.")
-  metrics.quiet_orbax_logs()
+  metrics.quiet_library_logs()
   suite = suites.get_suite(_SUITE.value)
   if _DATA_DIR.value:
     for config in suite["rows"].values():

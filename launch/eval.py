@@ -65,7 +65,7 @@ _MAX_BATCHES = flags.DEFINE_integer(
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}.")
-  metrics.quiet_orbax_logs()
+  metrics.quiet_library_logs()
   workdir = _WORKDIR.value
   try:
     result, name = eval_lib.evaluate_run(

@@ -14,6 +14,7 @@ which launch/compare.py plots.
 """
 
 import json
+import logging as std_logging
 import math
 import os
 import time
@@ -139,11 +140,13 @@ def write_scalars(logdir: str, step: int, scalars: dict[str, float]) -> None:
   writer.close()
 
 
-def quiet_orbax_logs() -> None:
-  """Keeps orbax's many INFO lines per save out of the console, and its
-  warning that a checkpoint directory is read only: eval and sample open
-  it so on purpose, and users took it for a permissions problem."""
+def quiet_library_logs() -> None:
+  """Keeps library lines that look like problems and are not out of the
+  console: orbax's many INFO lines per save, its warning that a checkpoint
+  directory is read only (eval and sample open it so on purpose), and
+  jax's INFO that it found no TPU."""
   logging.get_absl_logger().addFilter(_shown)
+  std_logging.getLogger("jax._src.xla_bridge").setLevel(std_logging.WARNING)
 
 
 def _shown(record) -> bool:

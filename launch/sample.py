@@ -49,7 +49,7 @@ _BATCH = flags.DEFINE_integer("batch", 1, "Samples of the prompt.")
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}.")
-  metrics.quiet_orbax_logs()
+  metrics.quiet_library_logs()
   if (_PROMPT.value is None) == (_PROMPT_FILE.value is None):
     raise app.UsageError("Pass exactly one of --prompt and --prompt_file.")
   prompt = (_PROMPT.value if _PROMPT_FILE.value is None

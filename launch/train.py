@@ -42,7 +42,7 @@ _MULTIHOST = flags.DEFINE_bool(
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}.")
-  metrics.quiet_orbax_logs()
+  metrics.quiet_library_logs()
   if _MULTIHOST.value:
     jax.distributed.initialize()
   try:

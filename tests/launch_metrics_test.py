@@ -1,4 +1,4 @@
-"""Tests of launch/metrics.py's console filter for orbax's log lines."""
+"""Tests of launch/metrics.py's console filter for library log lines."""
 
 import logging as std_logging
 
@@ -14,10 +14,12 @@ def _record(pathname: str, level: int, msg: str) -> std_logging.LogRecord:
   return std_logging.LogRecord("absl", level, pathname, 1, msg, (), None)
 
 
-class QuietOrbaxLogsTest(absltest.TestCase):
+class QuietLibraryLogsTest(absltest.TestCase):
 
-  def test_orbax_info_and_read_only_warning_are_dropped_others_kept(self):
-    metrics.quiet_orbax_logs()
+  def test_library_noise_is_dropped_and_the_rest_kept(self):
+    jax_bridge = std_logging.getLogger("jax._src.xla_bridge")
+    jax_bridge.setLevel(std_logging.INFO)  # As absl's INFO verbosity shows.
+    metrics.quiet_library_logs()
     shown = lambda *args: bool(logging.get_absl_logger().filter(
         _record(*args)))
     self.assertFalse(shown(_ORBAX, std_logging.INFO, "Saving item"))
@@ -26,6 +28,7 @@ class QuietOrbaxLogsTest(absltest.TestCase):
     self.assertTrue(shown(_ORBAX, std_logging.WARNING, "Something broke"))
     self.assertTrue(shown("/work/launch/eval.py", std_logging.INFO,
                           "synthetic split 'validation'"))
+    self.assertFalse(jax_bridge.isEnabledFor(std_logging.INFO))
 
 
 if __name__ == "__main__":
