@@ -95,5 +95,8 @@ def main(workdirs: list[str]) -> None:
 
 
 if __name__ == "__main__":
+  if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help"):
+    print(__doc__)
+    sys.exit(0 if len(sys.argv) > 1 else 2)  # Asked for, or missing.
   jax.config.update("jax_platforms", "cpu")
   main(sys.argv[1:])

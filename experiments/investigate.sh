@@ -8,7 +8,7 @@
 set -e
 ROOT=${1:-/tmp/ev}; shift || true
 NAMES="$*"
-PY=.venv/bin/python
+PY=${PY:-.venv/bin/python}
 source experiments/common.sh
 modes() {  # reset_long only where there is a long memory
   case $1 in melodi_sl*|melodi_l*|*,melodi_sl*|*,melodi_l*)
@@ -78,6 +78,9 @@ run sl24_values melodi_sl,24,dots,values --config.num_steps=1000 \
 # (1,000 steps at gap 24) at gap 160 up to step 2,000 (a 2,000-step
 # schedule, so the rate jumps back up to ~0.0055 at step 1,000).
 if [ -z "$NAMES" ] || [[ " $NAMES " == *" sl_curriculum24 "* ]]; then
+  [ -d "$ROOT/sl24_values" ] || NAMES=sl24_values run sl24_values \
+      melodi_sl,24,dots,values --config.num_steps=1000 \
+      --config.optimizer.warmup_steps=33  # The checkpoint it continues.
   rm -rf "$ROOT/sl_curriculum24" && cp -r "$ROOT/sl24_values" \
       "$ROOT/sl_curriculum24"
   continue_at_gap "$ROOT/sl_curriculum24" 160 2000

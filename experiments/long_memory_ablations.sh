@@ -19,7 +19,7 @@
 set -e
 ROOT=${1:-/tmp/ev}; shift || true
 VARIANTS="${*:-mask lower deep3 report}"
-PY=.venv/bin/python
+PY=${PY:-.venv/bin/python}
 source experiments/common.sh
 CONFIG=experiments/long_memory_config.py
 OUT=experiments/results/long_memory_ablations

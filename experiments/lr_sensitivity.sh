@@ -11,7 +11,7 @@
 set -e
 ROOT=${1:-/tmp/lr8}; shift || true
 NAMES="$*"
-PY=.venv/bin/python
+PY=${PY:-.venv/bin/python}
 COMMON="--config.num_steps=1500 --config.optimizer.warmup_steps=50
   --config.checkpoint_every=250 --config.keep_checkpoints=10"
 run() {  # name, config arg, optimizer, max_lr, extra flags...

@@ -33,7 +33,8 @@ from launch import metrics
 from launch.configs import suites
 
 _SUITE = flags.DEFINE_string("suite", None, "A suite of "
-                             "launch/configs/suites.py: smoke, cpu or kjv.")
+                             "launch/configs/suites.py: smoke, cpu, "
+                             "curriculum or kjv.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "One subdirectory per row; "
                                "results at the top.")
 _ROWS = flags.DEFINE_list("rows", None, "Only these rows, trained in this "

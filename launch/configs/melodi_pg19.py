@@ -12,7 +12,8 @@ per window and layer, lNN = long-term tokens added per window, with a
 long-term memory of 128 windows (e.g. 8192 tokens for l64) in layer 6.
 13 layers of width 1024 (8 x 128 heads, MLP 4096), windows of 512 tokens,
 segments of 4096, bfloat16 compute, 32 rows (1 per core), 500k steps of
-Adafactor. Prepare PG-19 first with `python -m data.prepare --corpus=pg19`.
+Adafactor. Prepare PG-19 first with `python -m data.prepare --corpus=pg19
+--data_dir=gs://<bucket>/tfds` (the same folder as --config.data.data_dir).
 The paper reports test perplexities of roughly 10-11 on PG-19 (T5 tokens)
 for these sizes; expect days of training on a v4-32 (not run here; one
 third-party summary of the paper gives 12 layers instead of 13).

@@ -13,9 +13,13 @@ segments of T = 256 (the windowed model: T = W and 4x the rows, so every
 step reads the same 2,048 tokens). Transformer-XL reaches back
 layers x W = 128 bytes; MELODI's long memory L = 128 tokens of I = 16 per
 window covers 8 windows (512 bytes), as does the Memorizing model's C = 512
-slots. The gap ladder: 40 (inside one window), 100 (inside XL's reach), 400
-(beyond it, inside the long memories' span). See README "The paper's
-comparisons at small scale" for what each learns in 3,000 steps.
+slots. The gap ladder: 40 (mostly inside one window: for the windowed
+model and MELODI about a third of such recalls cross a window boundary),
+100 (inside XL's reach), 400 (beyond it, inside the long memories' span,
+but beyond the segment T = 256 that gradients cross: README shows no
+model learns it this way). See README "The paper's comparisons at small
+scale" for what each learns in the README's runs (1,000-2,000 steps; the
+config's default is 3,000).
 
 A warm-up task for the first steps of the same run (one learning-rate
 schedule), e.g. gap 24 for 1,000 steps, then the gap of the argument:

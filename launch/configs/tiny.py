@@ -6,9 +6,9 @@
 Two layers of width 64 (0.12M parameters), windows of 32 bytes, segments of
 128, 16+16 short-term memory and summary tokens per layer, a 64-token
 long-term memory in layer 1; float32 on CPU; 8 rows. On a 2-core CPU it
-compiles in ~20 s, then runs ~30 steps/s: 2000 steps in about 1.5 minutes.
-The loss falls from ~6.8 nats/token (perplexity ~900) at the start through
-3.1 (ppl 22) at step 200 to ~1.06 (ppl ~2.9) at step 2000. Checkpoints go to
+compiles in ~20 s, then runs 30-60 steps/s (by the machine's load): 2000
+steps in 1-2 minutes. The first logged loss, at step 200, is ~3.1
+nats/token (ppl 22); at step 2000 it is ~1.06 (ppl ~2.9). Checkpoints go to
 <workdir>/checkpoints every 500 steps, TensorBoard logs to
 <workdir>/tensorboard; `python -m launch.eval --workdir=<workdir>` then
 scores the 64 validation documents (~20 s).
