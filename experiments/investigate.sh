@@ -29,7 +29,8 @@ run() {  # name, config arg, extra flags...
 # so a recall whose previous mention lies in an earlier segment teaches the
 # memory nothing. The cpu suite's melodi_short_long (T = 256, gaps 40-400,
 # dot filler) against the same model, data and tokens per step with T = 1024:
-run sl_mixed_T1024 melodi_sl,40-400,dots,values --config.model.segment_length=1024 \
+run sl_mixed_T1024 melodi_sl,40-400,dots,values \
+    --config.model.segment_length=1024 \
     --config.batch_size=2 --config.num_steps=2000 \
     --config.optimizer.warmup_steps=66 --config.checkpoint_every=500
 # Word filler, fixed gap 400 > T = 256 (stopped at step 2,000 of 3,000 by

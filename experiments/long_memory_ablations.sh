@@ -12,9 +12,12 @@
 # <root>/ablate_<v> and continues at gap 160 (with SEED=n: ablate_<v>_s<n>);
 # both are scored with memory carried / reset every segment / long memory
 # reset (<workdir>/eval.json). Then (without variant arguments, or with
-# "report") it scores every mode in full (and at gap 400), writes gate values, recall curves
-# and attention shares of every <root>/ablate_* run and of a copy of
-# investigate.sh's sl_curriculum24 (<root>/ablate_sl_curriculum24) to experiments/results/long_memory_ablations/.
+# "report") it scores every mode in full (and at gap 400), writes gate
+# values, recall curves and attention shares of every <root>/ablate_* run
+# and of a copy of investigate.sh's sl_curriculum24
+# (<root>/ablate_sl_curriculum24, which must exist: run investigate.sh's
+# sl_curriculum24 into the same root first) to
+# experiments/results/long_memory_ablations/.
 # Each variant takes about 13 minutes of 2 CPU cores, the report about 15.
 set -e
 ROOT=${1:-/tmp/ev}; shift || true
