@@ -109,9 +109,10 @@ def evaluate_run(workdir: str,
   score on other data never takes the place of one on the run's own.
   `kwargs` go to `evaluate` (memory_modes, max_batches).
   """
-  if config is None:
-    config = checkpoints.run_config(workdir)
-  changes = checkpoints.data_changes(workdir, config)
+  if config is None:  # The run's own data: nothing to compare.
+    config, changes = checkpoints.run_config(workdir), []
+  else:
+    changes = checkpoints.data_changes(workdir, config)
   if changes:
     logging.warning("Scoring on other data than the run trained on "
                     "(trained -> now): %s.", "; ".join(changes))
